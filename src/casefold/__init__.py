@@ -1,0 +1,3 @@
+"""Casefold: Wazuh and network-sensor alerts in, folded cases out."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from casefold.cli import main
+
+main()

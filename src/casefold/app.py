@@ -1,0 +1,50 @@
+"""create_app(runtime): routers, error handlers and the lifespan. The only wiring."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI, Request, Response
+
+from casefold import __version__
+from casefold.access import Permission
+from casefold.api import alerts as alerts_api
+from casefold.api import cases as cases_api
+from casefold.api import errors
+from casefold.api.auth import require
+from casefold.api.responses import json_response
+from casefold.runtime import Runtime
+
+
+def create_app(runtime: Runtime, *, manage_runtime: bool = False) -> FastAPI:
+    """Build the ASGI app. With `manage_runtime`, the app starts and stops the runtime itself."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if manage_runtime:
+            runtime.start()
+            runtime.bootstrap_admin_token()
+        try:
+            yield
+        finally:
+            if manage_runtime:
+                runtime.stop()
+
+    app = FastAPI(title="Casefold", version=__version__, openapi_url=None, docs_url=None,
+                  redoc_url=None, lifespan=lifespan)
+    app.state.runtime = runtime
+    errors.install(app)
+    app.include_router(alerts_api.router)
+    app.include_router(cases_api.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> Response:
+        return json_response({"status": "ok", "version": __version__})
+
+    @app.get("/api/v1/openapi.json", dependencies=[Depends(require(Permission.READ))],
+             include_in_schema=False)
+    def openapi(request: Request) -> Response:
+        return json_response(request.app.openapi())
+
+    return app

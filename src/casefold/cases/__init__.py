@@ -1,0 +1,1 @@
+"""Case lifecycle: opening, changing, commenting, and the timeline every change writes."""

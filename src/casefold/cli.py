@@ -1,0 +1,231 @@
+"""The `casefold` command. Each command reads options, builds Settings, and calls one function."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from casefold.config import Settings, load_settings
+from casefold.errors import CasefoldError, ConfigError
+
+app = typer.Typer(help="Casefold: Wazuh alerts in, folded cases out.", no_args_is_help=True,
+                  add_completion=False, pretty_exceptions_enable=False)
+token_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
+cases_app = typer.Typer(help="Read cases from the store.", no_args_is_help=True)
+wazuh_app = typer.Typer(help="Wazuh-side helpers: the integration script.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+app.add_typer(cases_app, name="cases")
+app.add_typer(wazuh_app, name="wazuh")
+
+T = TypeVar("T")
+out = Console()
+err = Console(stderr=True)
+
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data directory (default ./casefold-data).")]
+DatabaseUrl = Annotated[str | None, typer.Option("--database-url", help="postgresql://… to use PostgreSQL.")]
+ConfigFile = Annotated[Path | None, typer.Option("--config", help="YAML settings file.")]
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """One line saying why, on stderr, and a non-zero exit."""
+    err.print(f"casefold: {message}", markup=False, highlight=False)
+    raise typer.Exit(code)
+
+
+def settings_from(config: Path | None, **overrides: Any) -> Settings:
+    try:
+        return load_settings(config, overrides)
+    except ConfigError as exc:
+        fail(str(exc))
+
+
+@contextmanager
+def opened_runtime(settings: Settings) -> Iterator[Any]:
+    from casefold.runtime import Runtime  # keeps `casefold --help` fast
+
+    try:
+        runtime = Runtime(settings)
+        runtime.open_store()
+    except CasefoldError as exc:
+        fail(str(exc))
+    runtime.writer.start()
+    try:
+        yield runtime
+    except CasefoldError as exc:
+        fail(str(exc), 1)
+    finally:
+        runtime.stop()
+
+
+def _guard(fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except CasefoldError as exc:
+        fail(str(exc), 1)
+
+
+@app.command()
+def serve(
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+    host: Annotated[str | None, typer.Option(help="Listen address (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (default 8800).")] = None,
+    folding_rules: Annotated[Path | None, typer.Option("--folding-rules", help="Folding rules YAML.")] = None,
+) -> None:
+    """Run the whole service: API, intake and folding, in one process."""
+    import uvicorn
+
+    from casefold.app import create_app
+    from casefold.runtime import Runtime
+
+    settings = settings_from(config, data_dir=data_dir, database_url=database_url, host=host,
+                             port=port, folding_rules=folding_rules)
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        runtime = Runtime(settings)
+        runtime.open_store()
+    except CasefoldError as exc:
+        fail(str(exc))
+    uvicorn.run(create_app(runtime, manage_runtime=True), host=settings.host, port=settings.port,
+                log_level=settings.log_level, access_log=False, server_header=False)
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Option("--name", help="A name for the token's holder.")],
+    role: Annotated[str, typer.Option("--role", help="admin, analyst, viewer or ingest.")],
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+) -> None:
+    """Create a token and print it (it is shown this once, and stored only as a hash)."""
+    from casefold.access import create_token, parse_role
+
+    r = _guard(lambda: parse_role(role))
+    settings = settings_from(config, data_dir=data_dir, database_url=database_url)
+    with opened_runtime(settings) as runtime:
+        token = runtime.writer.run(lambda conn: create_token(conn, name, r))
+    print(token)
+
+
+@token_app.command("list")
+def token_list(data_dir: DataDir = None, database_url: DatabaseUrl = None,
+               config: ConfigFile = None) -> None:
+    """List tokens (names and roles; never the tokens themselves)."""
+    from casefold.access import list_tokens
+
+    settings = settings_from(config, data_dir=data_dir, database_url=database_url)
+    with opened_runtime(settings) as runtime, runtime.engine.connect() as conn:
+        rows = list_tokens(conn)
+    table = Table("name", "role", "created", "last used", "revoked")
+    for r in rows:
+        table.add_row(r["name"], r["role"], str(r["created_at"])[:19],
+                      str(r["last_used_at"] or "")[:19], str(r["revoked_at"] or "")[:19])
+    out.print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(name: str, data_dir: DataDir = None, database_url: DatabaseUrl = None,
+                 config: ConfigFile = None) -> None:
+    """Revoke a token by name; it stops working within token_cache_seconds."""
+    from casefold.access import revoke_token
+
+    settings = settings_from(config, data_dir=data_dir, database_url=database_url)
+    with opened_runtime(settings) as runtime:
+        runtime.writer.run(lambda conn: revoke_token(conn, name))
+    out.print(f"revoked {name}")
+
+
+@cases_app.command("list")
+def cases_list(
+    status: Annotated[list[str] | None, typer.Option(help="Filter by status (repeatable).")] = None,
+    severity: Annotated[list[str] | None, typer.Option(help="Filter by severity.")] = None,
+    assignee: Annotated[str | None, typer.Option(help="Filter by assignee.")] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="Filter by tag.")] = None,
+    text: Annotated[str | None, typer.Option(help="Search summary and description.")] = None,
+    limit: Annotated[int, typer.Option(help="How many cases.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+) -> None:
+    """List cases, most recently updated first."""
+    from casefold.cases.queries import list_cases
+
+    settings = settings_from(config, data_dir=data_dir, database_url=database_url)
+    with opened_runtime(settings) as runtime, runtime.engine.connect() as conn:
+        page = list_cases(conn, status=status, severity=severity, assignee=assignee, tag=tag,
+                          text=text, limit=limit)
+    if as_json:
+        sys.stdout.write(orjson.dumps(page.items, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    table = Table("case", "status", "severity", "priority", "alerts", "assignee", "summary")
+    for c in page.items:
+        table.add_row(c["ref"], c["status"], c["severity"], c["priority"], str(c["alert_count"]),
+                      c["assignee"] or "", c["summary"])
+    out.print(table)
+
+
+@cases_app.command("show")
+def cases_show(
+    ref: str,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+) -> None:
+    """Show one case with its observables, comments and timeline."""
+    from casefold.cases.model import parse_case_ref
+    from casefold.cases.queries import case_timeline, get_case
+
+    case_id = parse_case_ref(ref)
+    if case_id is None:
+        fail(f"{ref!r} is not a case reference like CASE-12")
+    settings = settings_from(config, data_dir=data_dir, database_url=database_url)
+    with opened_runtime(settings) as runtime, runtime.engine.connect() as conn:
+        case = _guard(lambda: get_case(conn, case_id))
+        case["timeline"] = case_timeline(conn, case_id, limit=1000).items
+    if as_json:
+        sys.stdout.write(orjson.dumps(case, option=orjson.OPT_INDENT_2 | orjson.OPT_UTC_Z).decode()
+                         + "\n")
+        return
+    out.print(f"[bold]{case['ref']}[/bold] {case['summary']}", highlight=False)
+    out.print(f"status {case['status']} · severity {case['severity']} · priority "
+              f"{case['priority']} · assignee {case['assignee'] or '-'} · alerts "
+              f"{case['alert_count']}", highlight=False)
+    if case["tags"]:
+        out.print("tags: " + ", ".join(case["tags"]), highlight=False, markup=False)
+    out.print(case["description"], markup=False, highlight=False)
+    if case["observables"]:
+        table = Table("type", "value", "public", "alerts")
+        for o in case["observables"]:
+            table.add_row(o["type"], o["value"], "" if o["public"] is None else str(o["public"]),
+                          str(o["alert_count"]))
+        out.print(table)
+    for c in case["comments"]:
+        out.print(f"— {c['author']} ({str(c['created_at'])[:19]}): {c['content']}", markup=False,
+                  highlight=False)
+    for e in case["timeline"]:
+        what = (e["detail"] or {}).get("reason") or (
+            f"{e['field']}: {e['old']} → {e['new']}" if e["field"] else "")
+        out.print(f"{str(e['at'])[:19]} {e['actor']} {e['kind']} {what}", markup=False,
+                  highlight=False)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""Settings: the only reader of the config file and of `CASEFOLD_*` environment variables.
+
+Precedence, lowest first: defaults, the YAML file (`--config`), the environment, command-line flags.
+Every setting is declared once below with its default and help text; `docs/configuration.md`
+lists them and a test keeps the two in step. A wrong value stops start-up with one line naming it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from casefold.errors import ConfigError
+
+ENV_PREFIX = "CASEFOLD_"
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    data_dir: Path = Field(Path("casefold-data"), description="Directory for the SQLite database, the admin token and other state.")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; postgresql://… runs on PostgreSQL. Default: SQLite in data_dir.")
+    host: str = Field("127.0.0.1", description="Address the HTTP server listens on.")
+    port: int = Field(8800, ge=0, le=65535, description="Port the HTTP server listens on.")
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Largest request body accepted; larger gets 413.")
+    folding_rules: Path | None = Field(None, description="YAML file of folding rules; replaces the bundled defaults when set.")
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = Field("FULL", description="SQLite synchronous mode; FULL fsyncs every commit (survives power loss), NORMAL survives a process crash only.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log verbosity.")
+    token_cache_seconds: float = Field(2.0, ge=0, le=300, description="How long a verified API token is trusted before the store is asked again (a revoked token stops working within this time).")
+    fold_batch_size: int = Field(500, ge=1, le=100_000, description="How many stored alerts the folding worker claims at a time.")
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            url = self.database_url
+            # Users write postgresql://; we always drive PostgreSQL through psycopg 3.
+            if url.startswith("postgresql://") or url.startswith("postgres://"):
+                url = "postgresql+psycopg://" + url.split("://", 1)[1]
+            return url
+        return f"sqlite:///{(self.data_dir / 'casefold.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.sqlalchemy_url.startswith("sqlite")
+
+
+def _env_settings(environ: Mapping[str, str]) -> dict[str, Any]:
+    known = Settings.model_fields
+    out: dict[str, Any] = {}
+    for key, value in environ.items():
+        if key.startswith(ENV_PREFIX):
+            name = key[len(ENV_PREFIX):].lower()
+            # Other CASEFOLD_* variables (e.g. a client's CASEFOLD_TOKEN) are not settings.
+            if name in known:
+                out[name] = value
+    return out
+
+
+def load_settings(
+    config_file: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build Settings from file, environment and overrides; raise ConfigError naming the bad setting."""
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            loaded = yaml.safe_load(Path(config_file).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError("config", f"cannot read {config_file}: {exc.strerror}") from exc
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise ConfigError("config", f"{config_file} is not valid YAML{where}") from exc
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError("config", f"{config_file} must hold a mapping of settings")
+        values.update(loaded)
+    values.update(_env_settings(os.environ if environ is None else environ))
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = ".".join(str(p) for p in err["loc"]) or "config"
+        reason = "unknown setting" if err["type"] == "extra_forbidden" else err["msg"]
+        raise ConfigError(name, reason) from exc

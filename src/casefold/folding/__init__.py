@@ -1,0 +1,1 @@
+"""Folding: which case an alert belongs to, and the record of why it joined."""

@@ -1,0 +1,324 @@
+"""Folding stored alerts into cases, in the writer's transaction.
+
+`fold_pending` claims a batch of pending alerts and, for each, either joins the open case of its
+(rule, key) or opens a new one. The partial unique index on cases(fold_rule, fold_key) WHERE
+fold_open guarantees one open case per slot even with several workers: a worker that loses the
+race to open the case gets an IntegrityError inside a savepoint, and joins the winner's case.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from casefold.cases import service, timeline
+from casefold.cases.model import higher_severity, severity_for_level
+from casefold.folding.rules import FoldDecision, FoldRule, choose
+from casefold.sources.model import NormalizedAlert, Observable
+from casefold.store.tables import (
+    ALERT_FOLDED,
+    ALERT_PENDING,
+    ALERT_UNMATCHED,
+    alerts,
+    case_observables,
+    cases,
+)
+
+log = logging.getLogger("casefold.folding")
+
+
+@dataclass
+class _OpenCase:
+    id: int
+    alert_count: int
+    first_seen: datetime
+    last_seen: datetime
+    severity: str
+    dirty: bool = False
+    observables: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
+
+
+@dataclass
+class FoldResult:
+    alerts: int = 0
+    opened: int = 0
+    joined: int = 0
+    unmatched: int = 0
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def _span(delta_seconds: float) -> str:
+    minutes = int(delta_seconds // 60)
+    if minutes < 1:
+        return f"{int(delta_seconds)} s"
+    if minutes < 120:
+        return f"{minutes} min"
+    return f"{minutes // 60} h"
+
+
+def render_summary(rule: FoldRule, key: str, alert: NormalizedAlert) -> str:
+    # Plain replacement, never str.format: an alert's text must not reach format's traversal.
+    text = rule.summary
+    for name, value in (
+        ("{title}", alert.title),
+        ("{key}", key),
+        ("{key_last}", key.rsplit("/", 1)[-1]),
+        ("{agent}", alert.agent_name or alert.agent_id or "unknown agent"),
+        ("{rule}", rule.name),
+    ):
+        text = text.replace(name, value)
+    return text[:500] or alert.title[:500]
+
+
+def _as_utc(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything we store is UTC.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class Folder:
+    """Holds the rules; `fold_pending(conn)` is the unit of work the writer runs."""
+
+    def __init__(self, rules: list[FoldRule], batch_size: int = 500) -> None:
+        self.rules = rules
+        self.batch_size = batch_size
+
+    def fold_pending(self, conn: Connection) -> FoldResult:
+        stmt = (
+            select(alerts.c.id, alerts.c.normalized, alerts.c.raw)
+            .where(alerts.c.state == ALERT_PENDING)
+            .order_by(alerts.c.id)
+            .limit(self.batch_size)
+        )
+        if conn.dialect.name == "postgresql":
+            stmt = stmt.with_for_update(skip_locked=True)
+        rows = conn.execute(stmt).all()
+        result = FoldResult(alerts=len(rows))
+        if not rows:
+            return result
+        open_cases: dict[tuple[str, str], _OpenCase] = {}
+        alert_updates: list[dict[str, Any]] = []
+        events: list[dict[str, Any]] = []
+        now = datetime.now(UTC)
+        for row in rows:
+            norm = row.normalized if isinstance(row.normalized, dict) else orjson.loads(row.normalized)
+            alert = _from_dict(norm)
+            raw = orjson.loads(row.raw)
+            decision = choose(self.rules, alert, raw)
+            if decision is None:
+                alert_updates.append({"a_id": row.id, "a_state": ALERT_UNMATCHED, "a_case": None,
+                                      "a_rule": None})
+                result.unmatched += 1
+                continue
+            case, opened = self._case_for(conn, open_cases, decision, alert, now)
+            if opened:
+                result.opened += 1
+                detail = {"alert_id": row.id, "rule": decision.rule.name, "key": decision.key,
+                          "reason": f"opened by rule {decision.rule.name}, key {decision.key}"}
+                events.append(timeline.event_row(case.id, "alert_added", detail=detail, at=now))
+            else:
+                result.joined += 1
+                span = (alert.time_utc - case.first_seen).total_seconds()
+                reason = (f"joined by rule {decision.rule.name}, key {decision.key}, "
+                          f"{_ordinal(case.alert_count + 1)} alert in {_span(abs(span))}")
+                events.append(timeline.event_row(
+                    case.id, "alert_added",
+                    detail={"alert_id": row.id, "rule": decision.rule.name, "key": decision.key,
+                            "reason": reason}, at=now))
+            self._add_alert(case, alert)
+            alert_updates.append({"a_id": row.id, "a_state": ALERT_FOLDED, "a_case": case.id,
+                                  "a_rule": decision.rule.name})
+        self._flush(conn, open_cases, now)
+        timeline.record(conn, events)
+        conn.execute(
+            update(alerts)
+            .where(alerts.c.id == bindparam("a_id"))
+            .values(state=bindparam("a_state"), case_id=bindparam("a_case"),
+                    fold_rule=bindparam("a_rule")),
+            alert_updates,
+        )
+        return result
+
+    def _case_for(self, conn: Connection, open_cases: dict[tuple[str, str], _OpenCase],
+                  decision: FoldDecision, alert: NormalizedAlert,
+                  now: datetime) -> tuple[_OpenCase, bool]:
+        slot = (decision.rule.name, decision.key)
+        case = open_cases.get(slot)
+        if case is None:
+            case = self._load_open(conn, slot)
+        if case is not None and not self._accepts(decision.rule, case, alert):
+            self._close_slot(conn, case, decision.rule, open_cases, slot, now)
+            case = None
+        if case is not None:
+            open_cases[slot] = case
+            return case, False
+        try:
+            with conn.begin_nested():
+                case_id = service.open_case(
+                    conn,
+                    summary=render_summary(decision.rule, decision.key, alert),
+                    description=_description(decision, alert),
+                    severity=severity_for_level(alert.level),
+                    tags=[*decision.rule.tags, *alert.mitre_ids],
+                    source=alert.source,
+                    fold_rule=decision.rule.name,
+                    fold_key=decision.key,
+                    first_seen=alert.time_utc,
+                    detail={"rule": decision.rule.name, "key": decision.key},
+                    at=now,
+                )
+        except IntegrityError:
+            # Another worker opened the case for this slot first: join it.
+            case = self._load_open(conn, slot)
+            if case is None:
+                raise
+            open_cases[slot] = case
+            return case, False
+        case = _OpenCase(id=case_id, alert_count=0, first_seen=alert.time_utc,
+                         last_seen=alert.time_utc, severity=severity_for_level(alert.level),
+                         dirty=True)
+        open_cases[slot] = case
+        return case, True
+
+    @staticmethod
+    def _accepts(rule: FoldRule, case: _OpenCase, alert: NormalizedAlert) -> bool:
+        if case.alert_count >= rule.max_alerts:
+            return False
+        # The window slides: an alert joins while it is within `window` of the case's last alert
+        # (or before it: alerts can arrive out of order).
+        return alert.time_utc - case.last_seen <= rule.window
+
+    @staticmethod
+    def _load_open(conn: Connection, slot: tuple[str, str]) -> _OpenCase | None:
+        stmt = (
+            select(cases.c.id, cases.c.alert_count, cases.c.first_seen, cases.c.last_seen,
+                   cases.c.severity, cases.c.created_at)
+            .where(cases.c.fold_rule == slot[0], cases.c.fold_key == slot[1], cases.c.fold_open)
+        )
+        if conn.dialect.name == "postgresql":
+            # Several workers may fold into one case: the row lock serialises their counters.
+            stmt = stmt.with_for_update()
+        row = conn.execute(stmt).first()
+        if row is None:
+            return None
+        first = _as_utc(row.first_seen or row.created_at)
+        return _OpenCase(id=row.id, alert_count=row.alert_count, first_seen=first,
+                         last_seen=_as_utc(row.last_seen or first), severity=row.severity)
+
+    def _close_slot(self, conn: Connection, case: _OpenCase, rule: FoldRule,
+                    open_cases: dict[tuple[str, str], _OpenCase], slot: tuple[str, str],
+                    now: datetime) -> None:
+        self._flush(conn, {slot: case}, now)
+        open_cases.pop(slot, None)
+        why = ("reached its maximum of %d alerts" % rule.max_alerts
+               if case.alert_count >= rule.max_alerts
+               else f"no alert for key {slot[1]} within {rule.window}")
+        conn.execute(update(cases).where(cases.c.id == case.id).values(fold_open=False))
+        timeline.record(conn, [timeline.event_row(
+            case.id, "fold_closed", detail={"rule": rule.name, "key": slot[1],
+                                            "reason": f"stopped taking alerts: {why}"}, at=now)])
+
+    @staticmethod
+    def _add_alert(case: _OpenCase, alert: NormalizedAlert) -> None:
+        case.alert_count += 1
+        case.dirty = True
+        case.first_seen = min(case.first_seen, alert.time_utc)
+        case.last_seen = max(case.last_seen, alert.time_utc)
+        case.severity = higher_severity(case.severity, severity_for_level(alert.level))
+        for obs in alert.observables:
+            entry = case.observables.get((obs.type, obs.value))
+            if entry is None:
+                case.observables[(obs.type, obs.value)] = [obs, alert.time_utc, alert.time_utc, 1]
+            else:
+                entry[1] = min(entry[1], alert.time_utc)
+                entry[2] = max(entry[2], alert.time_utc)
+                entry[3] += 1
+
+    @staticmethod
+    def _flush(conn: Connection, open_cases: dict[tuple[str, str], _OpenCase],
+               now: datetime) -> None:
+        for case in open_cases.values():
+            if not case.dirty:
+                continue
+            old = conn.execute(select(cases.c.severity).where(cases.c.id == case.id)).scalar_one()
+            values: dict[str, Any] = {"alert_count": case.alert_count,
+                                      "first_seen": case.first_seen, "last_seen": case.last_seen,
+                                      "updated_at": now}
+            new_sev = higher_severity(old, case.severity)
+            if new_sev != old:
+                values["severity"] = new_sev
+                timeline.record(conn, [timeline.event_row(
+                    case.id, "severity_changed", field="severity", old=old, new=new_sev,
+                    detail={"reason": "raised by a joining alert"}, at=now)])
+            conn.execute(update(cases).where(cases.c.id == case.id).values(**values))
+            _upsert_observables(conn, case)
+            case.dirty = False
+            case.observables.clear()
+
+
+def _upsert_observables(conn: Connection, case: _OpenCase) -> None:
+    if not case.observables:
+        return
+    existing = {
+        (r.type, r.value): r
+        for r in conn.execute(
+            select(case_observables.c.id, case_observables.c.type, case_observables.c.value,
+                   case_observables.c.first_seen, case_observables.c.last_seen,
+                   case_observables.c.alert_count)
+            .where(case_observables.c.case_id == case.id)
+        )
+    }
+    new_rows: list[dict[str, Any]] = []
+    upd_rows: list[dict[str, Any]] = []
+    for (otype, value), (obs, first, last, count) in case.observables.items():
+        prev = existing.get((otype, value))
+        if prev is None:
+            new_rows.append({"case_id": case.id, "type": otype, "value": value, "kind": obs.kind,
+                             "public": obs.public, "first_seen": first, "last_seen": last,
+                             "alert_count": count})
+        else:
+            upd_rows.append({"o_id": prev.id, "o_first": min(_as_utc(prev.first_seen), first),
+                             "o_last": max(_as_utc(prev.last_seen), last),
+                             "o_count": prev.alert_count + count})
+    if new_rows:
+        conn.execute(insert(case_observables), new_rows)
+    if upd_rows:
+        conn.execute(
+            update(case_observables)
+            .where(case_observables.c.id == bindparam("o_id"))
+            .values(first_seen=bindparam("o_first"), last_seen=bindparam("o_last"),
+                    alert_count=bindparam("o_count")),
+            upd_rows,
+        )
+
+
+def _description(decision: FoldDecision, alert: NormalizedAlert) -> str:
+    lines = [
+        f"Opened by folding rule {decision.rule.name} for key {decision.key}.",
+        f"First alert: {alert.title} (rule {alert.rule_id or '-'}, level {alert.level}).",
+    ]
+    if alert.agent_name or alert.agent_id:
+        lines.append(f"Agent: {alert.agent_name or '-'} ({alert.agent_id or '-'}).")
+    if alert.techniques:
+        lines.append("MITRE ATT&CK: " + ", ".join(
+            f"{i} {t}" for i, t in zip(alert.mitre_ids, alert.techniques, strict=False)))
+    return "\n".join(lines)
+
+
+def _from_dict(d: dict[str, Any]) -> NormalizedAlert:
+    """Rebuild the normalised alert stored as JSON at intake."""
+    obs = [Observable(**o) for o in d.get("observables", [])]
+    fields = {k: v for k, v in d.items() if k not in ("observables", "time_utc")}
+    return NormalizedAlert(**fields, time_utc=datetime.fromisoformat(d["time_utc"].replace("Z", "+00:00")),
+                           observables=obs)
+

@@ -1,0 +1,58 @@
+"""The folding loop: wakes when alerts are stored, folds them in batches through the writer."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from casefold.folding.apply import Folder, FoldResult
+from casefold.store.writer import Writer
+
+log = logging.getLogger("casefold.folding")
+
+
+class FoldingWorker:
+    def __init__(self, writer: Writer, folder: Folder, *, idle_poll: float = 1.0) -> None:
+        self._writer = writer
+        self._folder = folder
+        self._idle_poll = idle_poll
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="casefold-folding", daemon=True)
+        self.folded = 0
+
+    def start(self) -> None:
+        if not self._thread.is_alive():
+            self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._stop.set()
+            self._wake.set()
+            self._thread.join(timeout=30)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def drain(self) -> int:
+        """Fold until nothing is pending; returns how many alerts were folded (used by the CLI)."""
+        total = 0
+        while True:
+            res: FoldResult = self._writer.run(self._folder.fold_pending)
+            total += res.alerts
+            if res.alerts < self._folder.batch_size:
+                return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self._idle_poll)
+            self._wake.clear()
+            try:
+                while not self._stop.is_set():
+                    res: FoldResult = self._writer.run(self._folder.fold_pending)
+                    self.folded += res.alerts
+                    if res.alerts < self._folder.batch_size:
+                        break
+            except Exception:  # keep folding alive; the alerts stay pending and are retried
+                log.exception("folding failed; will retry")
+                self._stop.wait(1.0)

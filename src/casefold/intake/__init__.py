@@ -1,0 +1,1 @@
+"""Intake: receive alerts, validate them, persist them, then acknowledge. Never the other way round."""

@@ -1,0 +1,94 @@
+"""From a parsed body to receipts: validate each item with its source's parser, store the good ones.
+
+Validation happens before the write, so a bad item never leaves a half-written record; the good
+items of a batch are stored in one transaction and acknowledged only after the commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from casefold.errors import InvalidAlertError, InvalidInputError
+from casefold.intake.body import Parsed
+from casefold.intake.persist import Receipt, alert_row, store_alerts
+from casefold.sources.model import NormalizedAlert
+from sqlalchemy.engine import Connection
+
+from casefold.store.writer import Writer
+
+SourceParser = Callable[[Any], NormalizedAlert]
+
+
+@dataclass
+class IntakeResult:
+    results: list[dict[str, Any]] = field(default_factory=list)
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"accepted": self.accepted, "duplicates": self.duplicates,
+                "rejected": self.rejected, "results": self.results}
+
+
+def _item_error(index: int, line: int | None, err: InvalidInputError) -> dict[str, Any]:
+    out: dict[str, Any] = {"index": index, "error": err.to_dict()}
+    if line is not None:
+        out["line"] = line
+    return out
+
+
+@dataclass
+class Prepared:
+    """Validated rows ready for the writer, and where each one's receipt goes."""
+
+    result: IntakeResult
+    rows: list[dict[str, Any]]
+    slots: list[int]
+
+    def store(self, conn: Connection) -> list[Receipt]:
+        return store_alerts(conn, self.rows)
+
+    def finish(self, receipts: list[Receipt]) -> IntakeResult:
+        for slot, receipt in zip(self.slots, receipts, strict=True):
+            self.result.results[slot].update(id=receipt.id, duplicate=receipt.duplicate)
+            if receipt.duplicate:
+                self.result.duplicates += 1
+            else:
+                self.result.accepted += 1
+        return self.result
+
+
+def receive(parsed: Parsed, parse: SourceParser, writer: Writer) -> IntakeResult:
+    """Validate, store and account for every item, blocking until the commit (CLI and tests)."""
+    prepared = prepare(parsed, parse)
+    return prepared.finish(writer.run(prepared.store) if prepared.rows else [])
+
+
+def prepare(parsed: Parsed, parse: SourceParser) -> Prepared:
+    """Validate every item; nothing is written here."""
+    result = IntakeResult()
+    rows: list[dict[str, Any]] = []
+    slots: list[int] = []  # position in results of each stored row
+    now = datetime.now(UTC)
+    for item in parsed.items:
+        err = item.error
+        if err is None:
+            if not isinstance(item.doc, dict):
+                err = InvalidAlertError("an alert must be a JSON object", field=None)
+            else:
+                try:
+                    alert = parse(item.doc)
+                except InvalidInputError as exc:
+                    err = exc
+        if err is not None:
+            result.rejected += 1
+            result.results.append(_item_error(item.index, item.line, err))
+            continue
+        slots.append(len(result.results))
+        result.results.append({"index": item.index})
+        rows.append(alert_row(alert, item.doc, now))
+    return Prepared(result, rows, slots)

@@ -1,0 +1,85 @@
+"""The running service's parts, built from Settings: engine, writer, folding, token verifier.
+
+Built once by `casefold serve` (or a test) and handed to `create_app`; nothing here is a
+module-level global.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+
+from casefold.access import Role, TokenVerifier, create_token, has_any_token
+from casefold.config import Settings
+from casefold.errors import ConfigError
+from casefold.folding.apply import Folder
+from casefold.folding.rules import load_rules
+from casefold.folding.worker import FoldingWorker
+from casefold.store.db import make_engine, migrate
+from casefold.store.writer import Writer
+
+log = logging.getLogger("casefold")
+
+BOOTSTRAP_TOKEN_NAME = "admin"
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.rules = load_rules(settings.folding_rules)
+        self.engine: Engine = make_engine(settings)
+        self.writer = Writer(self.engine)
+        self.folder = Folder(self.rules, batch_size=settings.fold_batch_size)
+        self.folding = FoldingWorker(self.writer, self.folder)
+        self.tokens = TokenVerifier(self.engine, settings.token_cache_seconds)
+        self._started = False
+        self._store_open = False
+
+    def open_store(self) -> None:
+        """Migrate the schema; raise ConfigError when the database cannot be reached."""
+        if self._store_open:
+            return
+        try:
+            migrate(self.engine)
+        except OperationalError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise ConfigError("database_url", f"cannot open the database: {reason}") from exc
+        self._store_open = True
+
+    def start(self, *, folding: bool = True) -> None:
+        self.open_store()
+        self.writer.start()
+        if folding:
+            self.folding.start()
+        self._started = True
+
+    def stop(self) -> None:
+        if self._started:
+            self.folding.stop()
+            self.writer.stop()
+            self._started = False
+        self.engine.dispose()
+
+    def bootstrap_admin_token(self) -> Path | None:
+        """On a store with no token, create an admin token and write it to <data-dir>/admin-token."""
+        def job(conn):  # type: ignore[no-untyped-def]
+            if has_any_token(conn):
+                return None
+            return create_token(conn, BOOTSTRAP_TOKEN_NAME, Role.ADMIN)
+
+        token = self.writer.run(job)
+        if token is None:
+            return None
+        path = self.settings.data_dir / "admin-token"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(token + "\n")
+        os.chmod(path, 0o600)
+        log.warning("no API token existed: created admin token %r, written to %s (mode 0600)",
+                    BOOTSTRAP_TOKEN_NAME, path)
+        return path

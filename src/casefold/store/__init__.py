@@ -1,0 +1,1 @@
+"""Persistence: the tables, the engine and its dialect quirks, the single writer, migrations."""

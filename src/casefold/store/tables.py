@@ -1,0 +1,159 @@
+"""The tables, as SQLAlchemy Core metadata. Leaf module: it imports no domain code.
+
+The schema itself is created by Alembic migrations (`casefold/store/migrations`); a test checks that
+these definitions and the migrated database agree.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+metadata = MetaData()
+
+# BigInteger ids on PostgreSQL, INTEGER (the rowid alias) on SQLite.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+# Alert processing states.
+ALERT_PENDING = "pending"  # stored, not yet folded
+ALERT_FOLDED = "folded"  # joined or opened a case
+ALERT_UNMATCHED = "unmatched"  # no folding rule matched it
+
+CASE_STATUSES = ("unknown", "new", "in_progress", "on_hold", "resolved", "closed", "other")
+CASE_PRIORITIES = ("unknown", "low", "medium", "high", "critical", "other")
+CASE_SEVERITIES = ("unknown", "informational", "low", "medium", "high", "critical", "fatal", "other")
+OPEN_STATUSES = ("unknown", "new", "in_progress", "on_hold", "other")
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("role", String(20), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_used_at", DateTime(timezone=True)),
+    Column("revoked_at", DateTime(timezone=True)),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("source", String(40), nullable=False),
+    Column("node", String(255), nullable=False),
+    Column("source_id", String(255), nullable=False),
+    Column("dedup_key", String(600), nullable=False, unique=True),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("time_utc", DateTime(timezone=True), nullable=False),
+    Column("time_original", String(64), nullable=False),
+    Column("level", Integer, nullable=False),
+    Column("rule_id", String(64)),
+    Column("title", Text, nullable=False),
+    Column("agent_id", String(64)),
+    Column("agent_name", String(255)),
+    Column("state", String(16), nullable=False),
+    Column("case_id", Id, ForeignKey("cases.id", ondelete="SET NULL")),
+    Column("fold_rule", String(200)),
+    Column("normalized", JSON, nullable=False),
+    Column("raw", Text, nullable=False),
+    Index("ix_alerts_pending", "id", sqlite_where=text("state = 'pending'"),
+          postgresql_where=text("state = 'pending'")),
+    Index("ix_alerts_case", "case_id", "id"),
+    Index("ix_alerts_time", "time_utc"),
+    Index("ix_alerts_rule", "rule_id"),
+)
+
+cases = Table(
+    "cases",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("summary", String(500), nullable=False),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("status", String(16), nullable=False),
+    Column("priority", String(16), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("assignee", String(200)),
+    Column("fields", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("first_seen", DateTime(timezone=True)),
+    Column("last_seen", DateTime(timezone=True)),
+    Column("alert_count", Integer, nullable=False, server_default="0"),
+    Column("source", String(40)),
+    # Folding: while `fold_open` is true this case takes alerts for (fold_rule, fold_key). The
+    # partial unique index below is what makes two racing workers produce one case.
+    Column("fold_rule", String(200)),
+    Column("fold_key", String(600)),
+    Column("fold_open", Boolean, nullable=False, server_default=text("false")),
+    Column("version", Integer, nullable=False, server_default="1"),
+    Index("ux_cases_fold_open", "fold_rule", "fold_key", unique=True,
+          sqlite_where=text("fold_open"), postgresql_where=text("fold_open")),
+    Index("ix_cases_status_updated", "status", "updated_at"),
+    Index("ix_cases_updated", "updated_at", "id"),
+    Index("ix_cases_assignee", "assignee"),
+)
+
+case_tags = Table(
+    "case_tags",
+    metadata,
+    Column("case_id", Id, ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True),
+    Column("tag", String(200), primary_key=True),
+    Index("ix_case_tags_tag", "tag", "case_id"),
+)
+
+case_observables = Table(
+    "case_observables",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("case_id", Id, ForeignKey("cases.id", ondelete="CASCADE"), nullable=False),
+    Column("type", String(20), nullable=False),
+    Column("value", String(2048), nullable=False),
+    Column("kind", String(20)),
+    Column("public", Boolean),
+    Column("first_seen", DateTime(timezone=True), nullable=False),
+    Column("last_seen", DateTime(timezone=True), nullable=False),
+    Column("alert_count", Integer, nullable=False, server_default="1"),
+    UniqueConstraint("case_id", "type", "value", name="uq_case_observable"),
+    Index("ix_case_observables_value", "type", "value"),
+)
+
+case_comments = Table(
+    "case_comments",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("case_id", Id, ForeignKey("cases.id", ondelete="CASCADE"), nullable=False),
+    Column("author", String(200), nullable=False),
+    Column("content", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_case_comments_case", "case_id", "id"),
+)
+
+case_events = Table(
+    "case_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("case_id", Id, ForeignKey("cases.id", ondelete="CASCADE"), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("field", String(100)),
+    Column("old", JSON),
+    Column("new", JSON),
+    Column("detail", JSON),
+    Index("ix_case_events_case", "case_id", "id"),
+)
