@@ -95,8 +95,11 @@ def create_token(conn: Connection, name: str, role: Role) -> str:
 def list_tokens(conn: Connection) -> list[dict[str, object]]:
     rows = conn.execute(
         select(
-            api_tokens.c.name, api_tokens.c.role, api_tokens.c.created_at,
-            api_tokens.c.last_used_at, api_tokens.c.revoked_at,
+            api_tokens.c.name,
+            api_tokens.c.role,
+            api_tokens.c.created_at,
+            api_tokens.c.last_used_at,
+            api_tokens.c.revoked_at,
         ).order_by(api_tokens.c.id)
     ).mappings()
     return [dict(r) for r in rows]

@@ -31,8 +31,14 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = False) -> FastAPI:
             if manage_runtime:
                 runtime.stop()
 
-    app = FastAPI(title="Casefold", version=__version__, openapi_url=None, docs_url=None,
-                  redoc_url=None, lifespan=lifespan)
+    app = FastAPI(
+        title="Casefold",
+        version=__version__,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
     app.state.runtime = runtime
     errors.install(app)
     app.include_router(alerts_api.router)
@@ -42,8 +48,11 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = False) -> FastAPI:
     def healthz() -> Response:
         return json_response({"status": "ok", "version": __version__})
 
-    @app.get("/api/v1/openapi.json", dependencies=[Depends(require(Permission.READ))],
-             include_in_schema=False)
+    @app.get(
+        "/api/v1/openapi.json",
+        dependencies=[Depends(require(Permission.READ))],
+        include_in_schema=False,
+    )
     def openapi(request: Request) -> Response:
         return json_response(request.app.openapi())
 

@@ -17,8 +17,12 @@ from rich.table import Table
 from casefold.config import Settings, load_settings
 from casefold.errors import CasefoldError, ConfigError
 
-app = typer.Typer(help="Casefold: Wazuh alerts in, folded cases out.", no_args_is_help=True,
-                  add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Casefold: Wazuh alerts in, folded cases out.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 token_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
 cases_app = typer.Typer(help="Read cases from the store.", no_args_is_help=True)
 wazuh_app = typer.Typer(help="Wazuh-side helpers: the integration script.", no_args_is_help=True)
@@ -30,8 +34,12 @@ T = TypeVar("T")
 out = Console()
 err = Console(stderr=True)
 
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data directory (default ./casefold-data).")]
-DatabaseUrl = Annotated[str | None, typer.Option("--database-url", help="postgresql://… to use PostgreSQL.")]
+DataDir = Annotated[
+    Path | None, typer.Option("--data-dir", help="Data directory (default ./casefold-data).")
+]
+DatabaseUrl = Annotated[
+    str | None, typer.Option("--database-url", help="postgresql://… to use PostgreSQL.")
+]
 ConfigFile = Annotated[Path | None, typer.Option("--config", help="YAML settings file.")]
 
 
@@ -80,7 +88,9 @@ def serve(
     config: ConfigFile = None,
     host: Annotated[str | None, typer.Option(help="Listen address (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port (default 8800).")] = None,
-    folding_rules: Annotated[Path | None, typer.Option("--folding-rules", help="Folding rules YAML.")] = None,
+    folding_rules: Annotated[
+        Path | None, typer.Option("--folding-rules", help="Folding rules YAML.")
+    ] = None,
 ) -> None:
     """Run the whole service: API, intake and folding, in one process."""
     import uvicorn
@@ -88,17 +98,30 @@ def serve(
     from casefold.app import create_app
     from casefold.runtime import Runtime
 
-    settings = settings_from(config, data_dir=data_dir, database_url=database_url, host=host,
-                             port=port, folding_rules=folding_rules)
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = settings_from(
+        config,
+        data_dir=data_dir,
+        database_url=database_url,
+        host=host,
+        port=port,
+        folding_rules=folding_rules,
+    )
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         runtime = Runtime(settings)
         runtime.open_store()
     except CasefoldError as exc:
         fail(str(exc))
-    uvicorn.run(create_app(runtime, manage_runtime=True), host=settings.host, port=settings.port,
-                log_level=settings.log_level, access_log=False, server_header=False)
+    uvicorn.run(
+        create_app(runtime, manage_runtime=True),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+        server_header=False,
+    )
 
 
 @token_app.command("create")
@@ -120,8 +143,9 @@ def token_create(
 
 
 @token_app.command("list")
-def token_list(data_dir: DataDir = None, database_url: DatabaseUrl = None,
-               config: ConfigFile = None) -> None:
+def token_list(
+    data_dir: DataDir = None, database_url: DatabaseUrl = None, config: ConfigFile = None
+) -> None:
     """List tokens (names and roles; never the tokens themselves)."""
     from casefold.access import list_tokens
 
@@ -130,14 +154,20 @@ def token_list(data_dir: DataDir = None, database_url: DatabaseUrl = None,
         rows = list_tokens(conn)
     table = Table("name", "role", "created", "last used", "revoked")
     for r in rows:
-        table.add_row(r["name"], r["role"], str(r["created_at"])[:19],
-                      str(r["last_used_at"] or "")[:19], str(r["revoked_at"] or "")[:19])
+        table.add_row(
+            r["name"],
+            r["role"],
+            str(r["created_at"])[:19],
+            str(r["last_used_at"] or "")[:19],
+            str(r["revoked_at"] or "")[:19],
+        )
     out.print(table)
 
 
 @token_app.command("revoke")
-def token_revoke(name: str, data_dir: DataDir = None, database_url: DatabaseUrl = None,
-                 config: ConfigFile = None) -> None:
+def token_revoke(
+    name: str, data_dir: DataDir = None, database_url: DatabaseUrl = None, config: ConfigFile = None
+) -> None:
     """Revoke a token by name; it stops working within token_cache_seconds."""
     from casefold.access import revoke_token
 
@@ -165,15 +195,29 @@ def cases_list(
 
     settings = settings_from(config, data_dir=data_dir, database_url=database_url)
     with opened_runtime(settings) as runtime, runtime.engine.connect() as conn:
-        page = list_cases(conn, status=status, severity=severity, assignee=assignee, tag=tag,
-                          text=text, limit=limit)
+        page = list_cases(
+            conn,
+            status=status,
+            severity=severity,
+            assignee=assignee,
+            tag=tag,
+            text=text,
+            limit=limit,
+        )
     if as_json:
         sys.stdout.write(orjson.dumps(page.items, option=orjson.OPT_INDENT_2).decode() + "\n")
         return
     table = Table("case", "status", "severity", "priority", "alerts", "assignee", "summary")
     for c in page.items:
-        table.add_row(c["ref"], c["status"], c["severity"], c["priority"], str(c["alert_count"]),
-                      c["assignee"] or "", c["summary"])
+        table.add_row(
+            c["ref"],
+            c["status"],
+            c["severity"],
+            c["priority"],
+            str(c["alert_count"]),
+            c["assignee"] or "",
+            c["summary"],
+        )
     out.print(table)
 
 
@@ -197,30 +241,93 @@ def cases_show(
         case = _guard(lambda: get_case(conn, case_id))
         case["timeline"] = case_timeline(conn, case_id, limit=1000).items
     if as_json:
-        sys.stdout.write(orjson.dumps(case, option=orjson.OPT_INDENT_2 | orjson.OPT_UTC_Z).decode()
-                         + "\n")
+        sys.stdout.write(
+            orjson.dumps(case, option=orjson.OPT_INDENT_2 | orjson.OPT_UTC_Z).decode() + "\n"
+        )
         return
     out.print(f"[bold]{case['ref']}[/bold] {case['summary']}", highlight=False)
-    out.print(f"status {case['status']} · severity {case['severity']} · priority "
-              f"{case['priority']} · assignee {case['assignee'] or '-'} · alerts "
-              f"{case['alert_count']}", highlight=False)
+    out.print(
+        f"status {case['status']} · severity {case['severity']} · priority "
+        f"{case['priority']} · assignee {case['assignee'] or '-'} · alerts "
+        f"{case['alert_count']}",
+        highlight=False,
+    )
     if case["tags"]:
         out.print("tags: " + ", ".join(case["tags"]), highlight=False, markup=False)
     out.print(case["description"], markup=False, highlight=False)
     if case["observables"]:
         table = Table("type", "value", "public", "alerts")
         for o in case["observables"]:
-            table.add_row(o["type"], o["value"], "" if o["public"] is None else str(o["public"]),
-                          str(o["alert_count"]))
+            table.add_row(
+                o["type"],
+                o["value"],
+                "" if o["public"] is None else str(o["public"]),
+                str(o["alert_count"]),
+            )
         out.print(table)
     for c in case["comments"]:
-        out.print(f"— {c['author']} ({str(c['created_at'])[:19]}): {c['content']}", markup=False,
-                  highlight=False)
+        out.print(
+            f"— {c['author']} ({str(c['created_at'])[:19]}): {c['content']}",
+            markup=False,
+            highlight=False,
+        )
     for e in case["timeline"]:
         what = (e["detail"] or {}).get("reason") or (
-            f"{e['field']}: {e['old']} → {e['new']}" if e["field"] else "")
-        out.print(f"{str(e['at'])[:19]} {e['actor']} {e['kind']} {what}", markup=False,
-                  highlight=False)
+            f"{e['field']}: {e['old']} → {e['new']}" if e["field"] else ""
+        )
+        out.print(
+            f"{str(e['at'])[:19]} {e['actor']} {e['kind']} {what}", markup=False, highlight=False
+        )
+
+
+@wazuh_app.command("install-integration")
+def wazuh_install_integration(
+    url: Annotated[
+        str, typer.Option("--url", help="Casefold's base URL, e.g. https://casefold:8800.")
+    ],
+    token: Annotated[
+        str,
+        typer.Option(
+            "--token",
+            envvar="CASEFOLD_WAZUH_TOKEN",
+            help="An ingest token (or set CASEFOLD_WAZUH_TOKEN).",
+        ),
+    ],
+    ossec_dir: Annotated[Path, typer.Option("--ossec-dir", help="Wazuh's install dir.")] = Path(
+        "/var/ossec"
+    ),
+    python: Annotated[
+        str | None,
+        typer.Option(
+            "--python", help="Interpreter for the shebang (default: Wazuh's embedded Python)."
+        ),
+    ] = None,
+) -> None:
+    """Install the custom-casefold integration script on a Wazuh manager and print the
+    <integration> block to add to ossec.conf."""
+    from casefold.wazuh_side import install_integration
+
+    try:
+        result = install_integration(url, token, ossec_dir=ossec_dir, python=python)
+    except CasefoldError as exc:
+        fail(str(exc))
+    except OSError as exc:  # e.g. not allowed to write into the Wazuh directory
+        fail(f"cannot install into {ossec_dir}: {exc.strerror or exc}", 1)
+    for what, path in (
+        ("script", result.script_path),
+        ("settings (holds the token)", result.conf_path),
+        ("spool dir", result.spool_dir),
+        ("log file", result.log_file),
+    ):
+        out.print(f"wrote {what}: {path}", markup=False, highlight=False)
+    out.print(f"interpreter: {result.python}", markup=False, highlight=False)
+    for note in result.notes:
+        err.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
+    out.print(
+        "\nAdd this to ossec.conf, then restart the manager:\n", markup=False, highlight=False
+    )
+    sys.stdout.flush()
+    print(result.integration_xml, end="")
 
 
 def main() -> None:

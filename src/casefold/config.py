@@ -23,16 +23,44 @@ ENV_PREFIX = "CASEFOLD_"
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    data_dir: Path = Field(Path("casefold-data"), description="Directory for the SQLite database, the admin token and other state.")
-    database_url: str | None = Field(None, description="SQLAlchemy URL; postgresql://… runs on PostgreSQL. Default: SQLite in data_dir.")
+    data_dir: Path = Field(
+        Path("casefold-data"),
+        description="Directory for the SQLite database, the admin token and other state.",
+    )
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL; postgresql://… runs on PostgreSQL. Default: SQLite in "
+        "data_dir.",
+    )
     host: str = Field("127.0.0.1", description="Address the HTTP server listens on.")
     port: int = Field(8800, ge=0, le=65535, description="Port the HTTP server listens on.")
-    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Largest request body accepted; larger gets 413.")
-    folding_rules: Path | None = Field(None, description="YAML file of folding rules; replaces the bundled defaults when set.")
-    sqlite_synchronous: Literal["FULL", "NORMAL"] = Field("FULL", description="SQLite synchronous mode; FULL fsyncs every commit (survives power loss), NORMAL survives a process crash only.")
-    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log verbosity.")
-    token_cache_seconds: float = Field(2.0, ge=0, le=300, description="How long a verified API token is trusted before the store is asked again (a revoked token stops working within this time).")
-    fold_batch_size: int = Field(500, ge=1, le=100_000, description="How many stored alerts the folding worker claims at a time.")
+    max_body_bytes: int = Field(
+        10 * 1024 * 1024, ge=1024, description="Largest request body accepted; larger gets 413."
+    )
+    folding_rules: Path | None = Field(
+        None, description="YAML file of folding rules; replaces the bundled defaults when set."
+    )
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
+        "FULL",
+        description="SQLite synchronous mode; FULL fsyncs every commit (survives power loss), "
+        "NORMAL survives a process crash only.",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Log verbosity."
+    )
+    token_cache_seconds: float = Field(
+        2.0,
+        ge=0,
+        le=300,
+        description="How long a verified API token is trusted before the store is asked again "
+        "(a revoked token stops working within this time).",
+    )
+    fold_batch_size: int = Field(
+        500,
+        ge=1,
+        le=100_000,
+        description="How many stored alerts the folding worker claims at a time.",
+    )
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -54,7 +82,7 @@ def _env_settings(environ: Mapping[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in environ.items():
         if key.startswith(ENV_PREFIX):
-            name = key[len(ENV_PREFIX):].lower()
+            name = key[len(ENV_PREFIX) :].lower()
             # Other CASEFOLD_* variables (e.g. a client's CASEFOLD_TOKEN) are not settings.
             if name in known:
                 out[name] = value
@@ -66,7 +94,10 @@ def load_settings(
     overrides: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
-    """Build Settings from file, environment and overrides; raise ConfigError naming the bad setting."""
+    """Build Settings from file, environment and overrides.
+
+    Raises ConfigError naming the bad setting.
+    """
     values: dict[str, Any] = {}
     if config_file is not None:
         try:

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from sqlalchemy import Engine
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 
 from casefold.access import Role, TokenVerifier, create_token, has_any_token
@@ -65,8 +66,9 @@ class Runtime:
         self.engine.dispose()
 
     def bootstrap_admin_token(self) -> Path | None:
-        """On a store with no token, create an admin token and write it to <data-dir>/admin-token."""
-        def job(conn):  # type: ignore[no-untyped-def]
+        """On a store with no token, create an admin token; write it to <data-dir>/admin-token."""
+
+        def job(conn: Connection) -> str | None:
             if has_any_token(conn):
                 return None
             return create_token(conn, BOOTSTRAP_TOKEN_NAME, Role.ADMIN)
@@ -80,6 +82,9 @@ class Runtime:
         with os.fdopen(fd, "w") as fh:
             fh.write(token + "\n")
         os.chmod(path, 0o600)
-        log.warning("no API token existed: created admin token %r, written to %s (mode 0600)",
-                    BOOTSTRAP_TOKEN_NAME, path)
+        log.warning(
+            "no API token existed: created admin token %r, written to %s (mode 0600)",
+            BOOTSTRAP_TOKEN_NAME,
+            path,
+        )
         return path

@@ -20,8 +20,15 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    def __init__(self, data_dir: Path, *, port: int | None = None, database_url: str | None = None,
-                 extra_args: tuple[str, ...] = (), env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        port: int | None = None,
+        database_url: str | None = None,
+        extra_args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
         self.database_url = database_url
@@ -42,8 +49,17 @@ class ServerProcess:
         return {"Authorization": f"Bearer {token or self.token}"}
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
-        cmd = [sys.executable, "-m", "casefold", "serve", "--data-dir", str(self.data_dir),
-               "--port", str(self.port), *self.extra_args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "casefold",
+            "serve",
+            "--data-dir",
+            str(self.data_dir),
+            "--port",
+            str(self.port),
+            *self.extra_args,
+        ]
         if self.database_url:
             cmd += ["--database-url", self.database_url]
         env = {**os.environ, **self.env}
@@ -53,8 +69,10 @@ class ServerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"casefold serve exited with {self.proc.returncode}:\n"
-                                   + self.log_path.read_text(errors="replace")[-3000:])
+                raise RuntimeError(
+                    f"casefold serve exited with {self.proc.returncode}:\n"
+                    + self.log_path.read_text(errors="replace")[-3000:]
+                )
             try:
                 if httpx.get(self.url + "/healthz", timeout=0.5).status_code == 200:
                     return self
@@ -62,8 +80,10 @@ class ServerProcess:
                 pass
             time.sleep(0.05)
         self.kill()
-        raise RuntimeError("casefold serve did not become healthy in time:\n"
-                           + self.log_path.read_text(errors="replace")[-3000:])
+        raise RuntimeError(
+            "casefold serve did not become healthy in time:\n"
+            + self.log_path.read_text(errors="replace")[-3000:]
+        )
 
     def stop(self, timeout: float = 20.0) -> None:
         if self.proc and self.proc.poll() is None:
@@ -90,8 +110,12 @@ class ServerProcess:
         """Wait until no alert is pending folding (and, if given, `expected_alerts` are stored)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            r = httpx.get(self.url + "/api/v1/alerts", params={"state": "pending", "limit": 1},
-                          headers=self.headers(), timeout=5)
+            r = httpx.get(
+                self.url + "/api/v1/alerts",
+                params={"state": "pending", "limit": 1},
+                headers=self.headers(),
+                timeout=5,
+            )
             if r.status_code == 200 and not r.json()["items"]:
                 return
             time.sleep(0.1)

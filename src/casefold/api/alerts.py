@@ -48,23 +48,33 @@ async def ingest(request: Request, parse: SourceParser) -> Response:
         return prepare(parse_body(body, ctype), parse)
 
     prepared = work() if len(body) <= _INLINE_PARSE_BYTES else await run_in_threadpool(work)
-    receipts = (await asyncio.wrap_future(runtime.writer.submit(prepared.store))
-                if prepared.rows else [])
+    receipts = (
+        await asyncio.wrap_future(runtime.writer.submit(prepared.store)) if prepared.rows else []
+    )
     result = prepared.finish(receipts)
     if result.accepted:
         runtime.folding.wake()
     body_out = result.to_dict()
     if not prepared.rows:
         first = result.results[0]["error"] if result.results else {"message": "no alert"}
-        return error_response(422, "invalid_alert", str(first.get("message")),
-                              field=first.get("field"), line=first.get("line"),
-                              column=first.get("column"),
-                              **({} if len(result.results) == 1 else {"results": result.results}))
+        return error_response(
+            422,
+            "invalid_alert",
+            str(first.get("message")),
+            field=first.get("field"),
+            line=first.get("line"),
+            column=first.get("column"),
+            **({} if len(result.results) == 1 else {"results": result.results}),
+        )
     return json_response(body_out, 202)
 
 
-@router.post("/alerts/wazuh", dependencies=[Depends(require(Permission.INGEST))],
-             status_code=202, summary="Ingest Wazuh alerts (object, array or NDJSON)")
+@router.post(
+    "/alerts/wazuh",
+    dependencies=[Depends(require(Permission.INGEST))],
+    status_code=202,
+    summary="Ingest Wazuh alerts (object, array or NDJSON)",
+)
 async def post_wazuh_alerts(request: Request) -> Response:
     return await ingest(request, parse_wazuh_alert)
 
@@ -87,9 +97,21 @@ def list_alerts(
 ) -> Response:
     case_id = case_id_from_ref(case) if case else None
     with request.app.state.runtime.engine.connect() as conn:
-        page = queries.list_alerts(conn, case_id=case_id, source=source, rule_id=rule_id,
-                                   agent=agent, min_level=min_level, state=state, text=text,
-                                   since=since, until=until, sort=sort, limit=limit, cursor=cursor)
+        page = queries.list_alerts(
+            conn,
+            case_id=case_id,
+            source=source,
+            rule_id=rule_id,
+            agent=agent,
+            min_level=min_level,
+            state=state,
+            text=text,
+            since=since,
+            until=until,
+            sort=sort,
+            limit=limit,
+            cursor=cursor,
+        )
     return json_response({"items": page.items, "next_cursor": page.next_cursor})
 
 

@@ -28,8 +28,10 @@ def require(permission: Permission) -> Callable[[Request], Awaitable[Principal]]
         # A verified token is cached, so most requests never touch the store (or a thread) here.
         principal = verifier.cached(token) or await run_in_threadpool(verifier.verify, token)
         if not principal.can(permission):
-            raise AuthError(f"role {principal.role.value} may not {permission.value.replace('_', ' ')}",
-                            forbidden=True)
+            raise AuthError(
+                f"role {principal.role.value} may not {permission.value.replace('_', ' ')}",
+                forbidden=True,
+            )
         request.state.principal = principal
         return principal
 

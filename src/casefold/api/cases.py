@@ -50,7 +50,7 @@ def _if_match(value: str | None) -> int | None:
         return None
     v = value.strip().strip('"').removeprefix("W/").strip('"')
     if not v.isdigit():
-        raise InvalidInputError("If-Match must be the case version, e.g. \"3\"", field="If-Match")
+        raise InvalidInputError('If-Match must be the case version, e.g. "3"', field="If-Match")
     return int(v)
 
 
@@ -71,9 +71,21 @@ def list_cases(
     cursor: str | None = None,
 ) -> Response:
     with request.app.state.runtime.engine.connect() as conn:
-        page = queries.list_cases(conn, status=status, priority=priority, severity=severity,
-                                  assignee=assignee, tag=tag, text=text, source=source,
-                                  since=since, until=until, sort=sort, limit=limit, cursor=cursor)
+        page = queries.list_cases(
+            conn,
+            status=status,
+            priority=priority,
+            severity=severity,
+            assignee=assignee,
+            tag=tag,
+            text=text,
+            source=source,
+            since=since,
+            until=until,
+            sort=sort,
+            limit=limit,
+            cursor=cursor,
+        )
     return json_response({"items": page.items, "next_cursor": page.next_cursor})
 
 
@@ -102,8 +114,9 @@ def patch_case(
     runtime = request.app.state.runtime
 
     def job(conn: Any) -> list[dict[str, Any]]:
-        return service.update_case(conn, case_id, changes, actor=principal.name,
-                                   expected_version=expected)
+        return service.update_case(
+            conn, case_id, changes, actor=principal.name, expected_version=expected
+        )
 
     runtime.writer.run(job)
     with runtime.engine.connect() as conn:
@@ -120,7 +133,8 @@ def post_comment(
 ) -> Response:
     case_id = case_id_from_ref(ref)
     created = request.app.state.runtime.writer.run(
-        lambda conn: service.add_comment(conn, case_id, comment.content, author=principal.name))
+        lambda conn: service.add_comment(conn, case_id, comment.content, author=principal.name)
+    )
     return json_response(created, 201)
 
 

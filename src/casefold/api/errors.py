@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from casefold.api.responses import error_response
 from casefold.errors import (
     AuthError,
     ConflictError,
@@ -16,7 +17,6 @@ from casefold.errors import (
     PayloadTooLargeError,
 )
 from casefold.intake.body import InvalidJSONError
-from casefold.api.responses import error_response
 
 log = logging.getLogger("casefold.api")
 

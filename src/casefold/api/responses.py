@@ -12,9 +12,15 @@ import orjson
 from fastapi import Response
 
 
-def json_response(data: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(data, option=orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS),
-                    status_code=status_code, media_type="application/json", headers=headers)
+def json_response(
+    data: Any, status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(
+        orjson.dumps(data, option=orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS),
+        status_code=status_code,
+        media_type="application/json",
+        headers=headers,
+    )
 
 
 def error_response(status_code: int, code: str, message: str, **extra: Any) -> Response:

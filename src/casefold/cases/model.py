@@ -10,9 +10,15 @@ SEVERITIES = CASE_SEVERITIES
 OPEN = frozenset(OPEN_STATUSES)
 
 # "unknown" and "other" say nothing about urgency, so they rank lowest.
-_SEVERITY_RANK = {s: i for i, s in enumerate(
-    ("unknown", "other", "informational", "low", "medium", "high", "critical", "fatal"))}
-_PRIORITY_RANK = {p: i for i, p in enumerate(("unknown", "other", "low", "medium", "high", "critical"))}
+_SEVERITY_RANK = {
+    s: i
+    for i, s in enumerate(
+        ("unknown", "other", "informational", "low", "medium", "high", "critical", "fatal")
+    )
+}
+_PRIORITY_RANK = {
+    p: i for i, p in enumerate(("unknown", "other", "low", "medium", "high", "critical"))
+}
 
 
 def severity_rank(value: str) -> int:

@@ -18,11 +18,27 @@ from sqlalchemy.engine import Connection
 
 from casefold.cases.model import PRIORITIES, SEVERITIES, STATUSES, case_ref
 from casefold.errors import InvalidInputError, NotFoundError
-from casefold.store.tables import alerts, case_comments, case_events, case_observables, case_tags, cases
+from casefold.store.tables import (
+    alerts,
+    case_comments,
+    case_events,
+    case_observables,
+    case_tags,
+    cases,
+)
 
 MAX_LIMIT = 500
 
-_SEVERITY_ORDER = ("unknown", "other", "informational", "low", "medium", "high", "critical", "fatal")
+_SEVERITY_ORDER = (
+    "unknown",
+    "other",
+    "informational",
+    "low",
+    "medium",
+    "high",
+    "critical",
+    "fatal",
+)
 _PRIORITY_ORDER = ("unknown", "other", "low", "medium", "high", "critical")
 
 
@@ -75,16 +91,19 @@ def _decode_cursor(cursor: str, sort: str) -> tuple[Any, int]:
             value = datetime.fromisoformat(value["t"])
         return value, row_id
     except Exception:
-        raise InvalidInputError("cursor is not valid for this listing and sort order",
-                                field="cursor") from None
+        raise InvalidInputError(
+            "cursor is not valid for this listing and sort order", field="cursor"
+        ) from None
 
 
 def _sort_spec(sort: str, table: Mapping[str, Any]) -> tuple[str, bool, Any]:
     desc = sort.startswith("-")
     name = sort.lstrip("-")
     if name not in table:
-        raise InvalidInputError(f"sort must be one of {', '.join(sorted(table))} (prefix - for "
-                                "descending)", field="sort")
+        raise InvalidInputError(
+            f"sort must be one of {', '.join(sorted(table))} (prefix - for descending)",
+            field="sort",
+        )
     return name, desc, table[name]
 
 
@@ -141,8 +160,11 @@ def case_dict(row: Mapping[str, Any], tags: list[str]) -> dict[str, Any]:
 def _tags_for(conn: Connection, ids: list[int]) -> dict[int, list[str]]:
     out: dict[int, list[str]] = {i: [] for i in ids}
     if ids:
-        for r in conn.execute(select(case_tags.c.case_id, case_tags.c.tag)
-                              .where(case_tags.c.case_id.in_(ids)).order_by(case_tags.c.tag)):
+        for r in conn.execute(
+            select(case_tags.c.case_id, case_tags.c.tag)
+            .where(case_tags.c.case_id.in_(ids))
+            .order_by(case_tags.c.tag)
+        ):
             out[r.case_id].append(r.tag)
     return out
 
@@ -174,14 +196,21 @@ def list_cases(
     if sv := _choices(severity, SEVERITIES, "severity"):
         conds.append(cases.c.severity.in_(sv))
     if assignee is not None:
-        conds.append(cases.c.assignee.is_(None) if assignee in ("", "none", "unassigned")
-                     else cases.c.assignee == assignee)
+        conds.append(
+            cases.c.assignee.is_(None)
+            if assignee in ("", "none", "unassigned")
+            else cases.c.assignee == assignee
+        )
     for t in tag or []:
         conds.append(cases.c.id.in_(select(case_tags.c.case_id).where(case_tags.c.tag == t)))
     if text:
         pattern = f"%{text.lower()}%"
-        conds.append(or_(func.lower(cases.c.summary).like(pattern),
-                         func.lower(cases.c.description).like(pattern)))
+        conds.append(
+            or_(
+                func.lower(cases.c.summary).like(pattern),
+                func.lower(cases.c.description).like(pattern),
+            )
+        )
     if source:
         conds.append(cases.c.source == source)
     if since:
@@ -191,8 +220,12 @@ def list_cases(
     if cursor:
         value, row_id = _decode_cursor(cursor, sort)
         conds.append(_keyset(column, cases.c.id, desc, value, row_id))
-    stmt = (select(cases, column.label("_sort")).where(*conds)
-            .order_by(*_order(column, cases.c.id, desc)).limit(limit + 1))
+    stmt = (
+        select(cases, column.label("_sort"))
+        .where(*conds)
+        .order_by(*_order(column, cases.c.id, desc))
+        .limit(limit + 1)
+    )
     rows = conn.execute(stmt).mappings().all()
     more = len(rows) > limit
     rows = rows[:limit]
@@ -208,22 +241,35 @@ def get_case(conn: Connection, case_id: int) -> dict[str, Any]:
         raise NotFoundError(f"{case_ref(case_id)} does not exist")
     out = case_dict(row, _tags_for(conn, [case_id])[case_id])
     out["observables"] = [
-        {"type": r.type, "value": r.value, "kind": r.kind, "public": r.public,
-         "first_seen": utc(r.first_seen), "last_seen": utc(r.last_seen),
-         "alert_count": r.alert_count}
-        for r in conn.execute(select(case_observables).where(case_observables.c.case_id == case_id)
-                              .order_by(case_observables.c.type, case_observables.c.value))
+        {
+            "type": r.type,
+            "value": r.value,
+            "kind": r.kind,
+            "public": r.public,
+            "first_seen": utc(r.first_seen),
+            "last_seen": utc(r.last_seen),
+            "alert_count": r.alert_count,
+        }
+        for r in conn.execute(
+            select(case_observables)
+            .where(case_observables.c.case_id == case_id)
+            .order_by(case_observables.c.type, case_observables.c.value)
+        )
     ]
     out["comments"] = [
         {"id": r.id, "author": r.author, "content": r.content, "created_at": utc(r.created_at)}
-        for r in conn.execute(select(case_comments).where(case_comments.c.case_id == case_id)
-                              .order_by(case_comments.c.id))
+        for r in conn.execute(
+            select(case_comments)
+            .where(case_comments.c.case_id == case_id)
+            .order_by(case_comments.c.id)
+        )
     ]
     return out
 
 
-def case_timeline(conn: Connection, case_id: int, *, limit: int = 200,
-                  cursor: str | None = None) -> Page:
+def case_timeline(
+    conn: Connection, case_id: int, *, limit: int = 200, cursor: str | None = None
+) -> Page:
     _require_case(conn, case_id)
     if not 1 <= limit <= MAX_LIMIT * 2:
         raise InvalidInputError(f"limit must be between 1 and {MAX_LIMIT * 2}", field="limit")
@@ -231,13 +277,26 @@ def case_timeline(conn: Connection, case_id: int, *, limit: int = 200,
     if cursor:
         _, row_id = _decode_cursor(cursor, "timeline")
         conds.append(case_events.c.id > row_id)
-    rows = conn.execute(select(case_events).where(*conds).order_by(case_events.c.id)
-                        .limit(limit + 1)).mappings().all()
+    rows = (
+        conn.execute(select(case_events).where(*conds).order_by(case_events.c.id).limit(limit + 1))
+        .mappings()
+        .all()
+    )
     more = len(rows) > limit
     rows = rows[:limit]
-    items = [{"id": r["id"], "at": utc(r["at"]), "actor": r["actor"], "kind": r["kind"],
-              "field": r["field"], "old": r["old"], "new": r["new"], "detail": r["detail"]}
-             for r in rows]
+    items = [
+        {
+            "id": r["id"],
+            "at": utc(r["at"]),
+            "actor": r["actor"],
+            "kind": r["kind"],
+            "field": r["field"],
+            "old": r["old"],
+            "new": r["new"],
+            "detail": r["detail"],
+        }
+        for r in rows
+    ]
     return Page(items, _encode_cursor("timeline", None, rows[-1]["id"]) if more else None)
 
 
@@ -266,9 +325,25 @@ def alert_summary(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-_ALERT_LIST_COLS = [alerts.c[n] for n in (
-    "id", "source", "node", "source_id", "time_utc", "received_at", "level", "rule_id", "title",
-    "agent_id", "agent_name", "state", "case_id", "fold_rule")]
+_ALERT_LIST_COLS = [
+    alerts.c[n]
+    for n in (
+        "id",
+        "source",
+        "node",
+        "source_id",
+        "time_utc",
+        "received_at",
+        "level",
+        "rule_id",
+        "title",
+        "agent_id",
+        "agent_name",
+        "state",
+        "case_id",
+        "fold_rule",
+    )
+]
 
 
 def list_alerts(
@@ -313,8 +388,12 @@ def list_alerts(
     if cursor:
         value, row_id = _decode_cursor(cursor, sort)
         conds.append(_keyset(column, alerts.c.id, desc, value, row_id))
-    stmt = (select(*_ALERT_LIST_COLS, column.label("_sort")).where(*conds)
-            .order_by(*_order(column, alerts.c.id, desc)).limit(limit + 1))
+    stmt = (
+        select(*_ALERT_LIST_COLS, column.label("_sort"))
+        .where(*conds)
+        .order_by(*_order(column, alerts.c.id, desc))
+        .limit(limit + 1)
+    )
     rows = conn.execute(stmt).mappings().all()
     more = len(rows) > limit
     rows = rows[:limit]

@@ -16,7 +16,16 @@ from casefold.store.tables import case_comments, case_tags, cases
 
 MAX_TAG_LEN = 200
 MAX_COMMENT_LEN = 25_000
-PATCHABLE = ("summary", "description", "status", "priority", "severity", "assignee", "tags", "fields")
+PATCHABLE = (
+    "summary",
+    "description",
+    "status",
+    "priority",
+    "severity",
+    "assignee",
+    "tags",
+    "fields",
+)
 _CHOICES = {"status": STATUSES, "priority": PRIORITIES, "severity": SEVERITIES}
 
 
@@ -45,11 +54,20 @@ def open_case(
     same slot raises IntegrityError from the unique index (the caller decides what to do).
     """
     now = at or datetime.now(UTC)
-    values = _validated({"summary": summary, "description": description, "status": status,
-                         "priority": priority, "severity": severity, "assignee": assignee})
+    values = _validated(
+        {
+            "summary": summary,
+            "description": description,
+            "status": status,
+            "priority": priority,
+            "severity": severity,
+            "assignee": assignee,
+        }
+    )
     clean_tags = _clean_tags(tags)
     res = conn.execute(
-        insert(cases).values(
+        insert(cases)
+        .values(
             **values,
             fields=dict(fields or {}),
             created_at=now,
@@ -61,14 +79,25 @@ def open_case(
             fold_rule=fold_rule,
             fold_key=fold_key,
             fold_open=fold_rule is not None and status in OPEN,
-        ).returning(cases.c.id)
+        )
+        .returning(cases.c.id)
     )
     case_id = int(res.scalar_one())
     if clean_tags:
         conn.execute(insert(case_tags), [{"case_id": case_id, "tag": t} for t in clean_tags])
-    timeline.record(conn, [timeline.event_row(
-        case_id, "case_created", actor=actor, new={**values, "tags": clean_tags},
-        detail=detail, at=now)])
+    timeline.record(
+        conn,
+        [
+            timeline.event_row(
+                case_id,
+                "case_created",
+                actor=actor,
+                new={**values, "tags": clean_tags},
+                detail=detail,
+                at=now,
+            )
+        ],
+    )
     return case_id
 
 
@@ -83,9 +112,11 @@ def get_case_for_update(conn: Connection, case_id: int) -> Mapping[str, Any]:
 
 
 def case_tag_list(conn: Connection, case_id: int) -> list[str]:
-    return list(conn.execute(
-        select(case_tags.c.tag).where(case_tags.c.case_id == case_id).order_by(case_tags.c.tag)
-    ).scalars())
+    return list(
+        conn.execute(
+            select(case_tags.c.tag).where(case_tags.c.case_id == case_id).order_by(case_tags.c.tag)
+        ).scalars()
+    )
 
 
 def update_case(
@@ -109,7 +140,8 @@ def update_case(
     if expected_version is not None and row["version"] != expected_version:
         raise ConflictError(
             f"{case_ref(case_id)} was changed by someone else (version {row['version']}, "
-            f"expected {expected_version})")
+            f"expected {expected_version})"
+        )
     now = datetime.now(UTC)
     events: list[dict[str, Any]] = []
     changes: dict[str, Any] = {}
@@ -126,8 +158,9 @@ def update_case(
                 kind = "case_closed"
             elif old == "closed":
                 kind = "case_reopened"
-        events.append(timeline.event_row(case_id, kind, actor=actor, field=name, old=old, new=new,
-                                         at=now))
+        events.append(
+            timeline.event_row(case_id, kind, actor=actor, field=name, old=old, new=new, at=now)
+        )
     if "status" in changes and changes["status"] not in OPEN and row["fold_open"]:
         # A resolved or closed case stops taking alerts: the next one for its key opens a new case.
         changes["fold_open"] = False
@@ -136,9 +169,17 @@ def update_case(
         new_fields = _merged_fields(row["fields"] or {}, patch["fields"])
         if new_fields != (row["fields"] or {}):
             changes["fields"] = new_fields
-            events.append(timeline.event_row(case_id, "fields_changed", actor=actor,
-                                             field="fields", old=row["fields"], new=new_fields,
-                                             at=now))
+            events.append(
+                timeline.event_row(
+                    case_id,
+                    "fields_changed",
+                    actor=actor,
+                    field="fields",
+                    old=row["fields"],
+                    new=new_fields,
+                    at=now,
+                )
+            )
     if "tags" in patch:
         events.extend(_replace_tags(conn, case_id, patch["tags"], actor, now))
 
@@ -150,15 +191,21 @@ def update_case(
     return events
 
 
-def add_tags(conn: Connection, case_id: int, tags: Iterable[str], *, actor: str,
-             at: datetime | None = None) -> list[str]:
+def add_tags(
+    conn: Connection, case_id: int, tags: Iterable[str], *, actor: str, at: datetime | None = None
+) -> list[str]:
     """Add tags a case does not have yet; record `tag_added` for each; return the added ones."""
     current = set(case_tag_list(conn, case_id))
     added = [t for t in _clean_tags(tags) if t not in current]
     if added:
         conn.execute(insert(case_tags), [{"case_id": case_id, "tag": t} for t in added])
-        timeline.record(conn, [timeline.event_row(case_id, "tag_added", actor=actor, field="tags",
-                                                  new=t, at=at) for t in added])
+        timeline.record(
+            conn,
+            [
+                timeline.event_row(case_id, "tag_added", actor=actor, field="tags", new=t, at=at)
+                for t in added
+            ],
+        )
     return added
 
 
@@ -166,19 +213,32 @@ def add_comment(conn: Connection, case_id: int, content: str, *, author: str) ->
     if not isinstance(content, str) or not content.strip():
         raise InvalidInputError("content must be a non-empty string", field="content")
     if len(content) > MAX_COMMENT_LEN:
-        raise InvalidInputError(f"content is longer than {MAX_COMMENT_LEN} characters",
-                                field="content")
+        raise InvalidInputError(
+            f"content is longer than {MAX_COMMENT_LEN} characters", field="content"
+        )
     get_case_for_update(conn, case_id)
     now = datetime.now(UTC)
     comment_id = conn.execute(
-        insert(case_comments).values(case_id=case_id, author=author, content=content,
-                                     created_at=now).returning(case_comments.c.id)
+        insert(case_comments)
+        .values(case_id=case_id, author=author, content=content, created_at=now)
+        .returning(case_comments.c.id)
     ).scalar_one()
     conn.execute(update(cases).where(cases.c.id == case_id).values(updated_at=now))
-    timeline.record(conn, [timeline.event_row(case_id, "comment_created", actor=author,
-                                              detail={"comment_id": comment_id}, at=now)])
-    return {"id": comment_id, "case_id": case_id, "author": author, "content": content,
-            "created_at": now}
+    timeline.record(
+        conn,
+        [
+            timeline.event_row(
+                case_id, "comment_created", actor=author, detail={"comment_id": comment_id}, at=now
+            )
+        ],
+    )
+    return {
+        "id": comment_id,
+        "case_id": case_id,
+        "author": author,
+        "content": content,
+        "created_at": now,
+    }
 
 
 def _validated(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -187,18 +247,21 @@ def _validated(values: Mapping[str, Any]) -> dict[str, Any]:
         if name in _CHOICES:
             if value not in _CHOICES[name]:
                 raise InvalidInputError(
-                    f"{name} must be one of {', '.join(_CHOICES[name])}", field=name)
+                    f"{name} must be one of {', '.join(_CHOICES[name])}", field=name
+                )
         elif name == "summary":
             if not isinstance(value, str) or not value.strip() or len(value) > 500:
                 raise InvalidInputError("summary must be 1 to 500 characters", field=name)
         elif name == "description":
             if not isinstance(value, str) or len(value) > 100_000:
-                raise InvalidInputError("description must be a string of at most 100000 "
-                                        "characters", field=name)
+                raise InvalidInputError(
+                    "description must be a string of at most 100000 characters", field=name
+                )
         elif name == "assignee":
             if value is not None and (not isinstance(value, str) or len(value) > 200):
-                raise InvalidInputError("assignee must be a name of at most 200 characters, or "
-                                        "null", field=name)
+                raise InvalidInputError(
+                    "assignee must be a name of at most 200 characters, or null", field=name
+                )
             value = value or None
         out[name] = value
     return out
@@ -210,29 +273,34 @@ def _clean_tags(tags: Any) -> list[str]:
     seen: dict[str, None] = {}
     for i, tag in enumerate(tags):
         if not isinstance(tag, str) or not tag.strip() or len(tag) > MAX_TAG_LEN:
-            raise InvalidInputError(f"tags[{i}] must be a non-empty string of at most "
-                                    f"{MAX_TAG_LEN} characters", field=f"tags[{i}]")
+            raise InvalidInputError(
+                f"tags[{i}] must be a non-empty string of at most {MAX_TAG_LEN} characters",
+                field=f"tags[{i}]",
+            )
         seen[tag.strip()] = None
     return list(seen)
 
 
-def _replace_tags(conn: Connection, case_id: int, tags: Any, actor: str,
-                  now: datetime) -> list[dict[str, Any]]:
+def _replace_tags(
+    conn: Connection, case_id: int, tags: Any, actor: str, now: datetime
+) -> list[dict[str, Any]]:
     wanted = _clean_tags(tags)
     current = case_tag_list(conn, case_id)
     removed = [t for t in current if t not in wanted]
     added = [t for t in wanted if t not in current]
     if removed:
-        conn.execute(delete(case_tags).where(case_tags.c.case_id == case_id,
-                                             case_tags.c.tag.in_(removed)))
+        conn.execute(
+            delete(case_tags).where(case_tags.c.case_id == case_id, case_tags.c.tag.in_(removed))
+        )
     if added:
         conn.execute(insert(case_tags), [{"case_id": case_id, "tag": t} for t in added])
-    return (
-        [timeline.event_row(case_id, "tag_removed", actor=actor, field="tags", old=t, at=now)
-         for t in removed]
-        + [timeline.event_row(case_id, "tag_added", actor=actor, field="tags", new=t, at=now)
-           for t in added]
-    )
+    return [
+        timeline.event_row(case_id, "tag_removed", actor=actor, field="tags", old=t, at=now)
+        for t in removed
+    ] + [
+        timeline.event_row(case_id, "tag_added", actor=actor, field="tags", new=t, at=now)
+        for t in added
+    ]
 
 
 def _merged_fields(current: Mapping[str, Any], change: Any) -> dict[str, Any]:

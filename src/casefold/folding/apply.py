@@ -110,48 +110,92 @@ class Folder:
         alert_updates: list[dict[str, Any]] = []
         events: list[dict[str, Any]] = []
         now = datetime.now(UTC)
+        decided: list[tuple[int, NormalizedAlert, FoldDecision | None]] = []
         for row in rows:
-            norm = row.normalized if isinstance(row.normalized, dict) else orjson.loads(row.normalized)
+            norm = (
+                row.normalized if isinstance(row.normalized, dict) else orjson.loads(row.normalized)
+            )
             alert = _from_dict(norm)
-            raw = orjson.loads(row.raw)
-            decision = choose(self.rules, alert, raw)
+            decided.append((row.id, alert, choose(self.rules, alert, orjson.loads(row.raw))))
+        # Take every slot's case (lock it, or open it) in one global order before folding, so
+        # that two workers whose batches share keys wait for each other instead of deadlocking.
+        firsts: dict[tuple[str, str], tuple[FoldDecision, NormalizedAlert]] = {}
+        for _, alert, decision in decided:
+            if decision is not None:
+                firsts.setdefault((decision.rule.name, decision.key), (decision, alert))
+        for slot in sorted(firsts):
+            decision, alert = firsts[slot]
+            self._case_for(conn, open_cases, decision, alert, now)
+        for alert_id, alert, decision in decided:
             if decision is None:
-                alert_updates.append({"a_id": row.id, "a_state": ALERT_UNMATCHED, "a_case": None,
-                                      "a_rule": None})
+                alert_updates.append(
+                    {"a_id": alert_id, "a_state": ALERT_UNMATCHED, "a_case": None, "a_rule": None}
+                )
                 result.unmatched += 1
                 continue
-            case, opened = self._case_for(conn, open_cases, decision, alert, now)
+            case = self._case_for(conn, open_cases, decision, alert, now)
+            opened = case.alert_count == 0
             if opened:
                 result.opened += 1
-                detail = {"alert_id": row.id, "rule": decision.rule.name, "key": decision.key,
-                          "reason": f"opened by rule {decision.rule.name}, key {decision.key}"}
+                detail = {
+                    "alert_id": alert_id,
+                    "rule": decision.rule.name,
+                    "key": decision.key,
+                    "reason": f"opened by rule {decision.rule.name}, key {decision.key}",
+                }
                 events.append(timeline.event_row(case.id, "alert_added", detail=detail, at=now))
             else:
                 result.joined += 1
                 span = (alert.time_utc - case.first_seen).total_seconds()
-                reason = (f"joined by rule {decision.rule.name}, key {decision.key}, "
-                          f"{_ordinal(case.alert_count + 1)} alert in {_span(abs(span))}")
-                events.append(timeline.event_row(
-                    case.id, "alert_added",
-                    detail={"alert_id": row.id, "rule": decision.rule.name, "key": decision.key,
-                            "reason": reason}, at=now))
+                reason = (
+                    f"joined by rule {decision.rule.name}, key {decision.key}, "
+                    f"{_ordinal(case.alert_count + 1)} alert in {_span(abs(span))}"
+                )
+                events.append(
+                    timeline.event_row(
+                        case.id,
+                        "alert_added",
+                        detail={
+                            "alert_id": alert_id,
+                            "rule": decision.rule.name,
+                            "key": decision.key,
+                            "reason": reason,
+                        },
+                        at=now,
+                    )
+                )
             self._add_alert(case, alert)
-            alert_updates.append({"a_id": row.id, "a_state": ALERT_FOLDED, "a_case": case.id,
-                                  "a_rule": decision.rule.name})
+            alert_updates.append(
+                {
+                    "a_id": alert_id,
+                    "a_state": ALERT_FOLDED,
+                    "a_case": case.id,
+                    "a_rule": decision.rule.name,
+                }
+            )
         self._flush(conn, open_cases, now)
         timeline.record(conn, events)
         conn.execute(
             update(alerts)
             .where(alerts.c.id == bindparam("a_id"))
-            .values(state=bindparam("a_state"), case_id=bindparam("a_case"),
-                    fold_rule=bindparam("a_rule")),
+            .values(
+                state=bindparam("a_state"),
+                case_id=bindparam("a_case"),
+                fold_rule=bindparam("a_rule"),
+            ),
             alert_updates,
         )
         return result
 
-    def _case_for(self, conn: Connection, open_cases: dict[tuple[str, str], _OpenCase],
-                  decision: FoldDecision, alert: NormalizedAlert,
-                  now: datetime) -> tuple[_OpenCase, bool]:
+    def _case_for(
+        self,
+        conn: Connection,
+        open_cases: dict[tuple[str, str], _OpenCase],
+        decision: FoldDecision,
+        alert: NormalizedAlert,
+        now: datetime,
+    ) -> _OpenCase:
+        """The case this alert folds into: the slot's open case if it accepts it, else a new one."""
         slot = (decision.rule.name, decision.key)
         case = open_cases.get(slot)
         if case is None:
@@ -161,7 +205,7 @@ class Folder:
             case = None
         if case is not None:
             open_cases[slot] = case
-            return case, False
+            return case
         try:
             with conn.begin_nested():
                 case_id = service.open_case(
@@ -183,12 +227,17 @@ class Folder:
             if case is None:
                 raise
             open_cases[slot] = case
-            return case, False
-        case = _OpenCase(id=case_id, alert_count=0, first_seen=alert.time_utc,
-                         last_seen=alert.time_utc, severity=severity_for_level(alert.level),
-                         dirty=True)
+            return case
+        case = _OpenCase(
+            id=case_id,
+            alert_count=0,
+            first_seen=alert.time_utc,
+            last_seen=alert.time_utc,
+            severity=severity_for_level(alert.level),
+            dirty=True,
+        )
         open_cases[slot] = case
-        return case, True
+        return case
 
     @staticmethod
     def _accepts(rule: FoldRule, case: _OpenCase, alert: NormalizedAlert) -> bool:
@@ -200,11 +249,14 @@ class Folder:
 
     @staticmethod
     def _load_open(conn: Connection, slot: tuple[str, str]) -> _OpenCase | None:
-        stmt = (
-            select(cases.c.id, cases.c.alert_count, cases.c.first_seen, cases.c.last_seen,
-                   cases.c.severity, cases.c.created_at)
-            .where(cases.c.fold_rule == slot[0], cases.c.fold_key == slot[1], cases.c.fold_open)
-        )
+        stmt = select(
+            cases.c.id,
+            cases.c.alert_count,
+            cases.c.first_seen,
+            cases.c.last_seen,
+            cases.c.severity,
+            cases.c.created_at,
+        ).where(cases.c.fold_rule == slot[0], cases.c.fold_key == slot[1], cases.c.fold_open)
         if conn.dialect.name == "postgresql":
             # Several workers may fold into one case: the row lock serialises their counters.
             stmt = stmt.with_for_update()
@@ -212,21 +264,46 @@ class Folder:
         if row is None:
             return None
         first = _as_utc(row.first_seen or row.created_at)
-        return _OpenCase(id=row.id, alert_count=row.alert_count, first_seen=first,
-                         last_seen=_as_utc(row.last_seen or first), severity=row.severity)
+        return _OpenCase(
+            id=row.id,
+            alert_count=row.alert_count,
+            first_seen=first,
+            last_seen=_as_utc(row.last_seen or first),
+            severity=row.severity,
+        )
 
-    def _close_slot(self, conn: Connection, case: _OpenCase, rule: FoldRule,
-                    open_cases: dict[tuple[str, str], _OpenCase], slot: tuple[str, str],
-                    now: datetime) -> None:
+    def _close_slot(
+        self,
+        conn: Connection,
+        case: _OpenCase,
+        rule: FoldRule,
+        open_cases: dict[tuple[str, str], _OpenCase],
+        slot: tuple[str, str],
+        now: datetime,
+    ) -> None:
         self._flush(conn, {slot: case}, now)
         open_cases.pop(slot, None)
-        why = ("reached its maximum of %d alerts" % rule.max_alerts
-               if case.alert_count >= rule.max_alerts
-               else f"no alert for key {slot[1]} within {rule.window}")
+        why = (
+            f"reached its maximum of {rule.max_alerts} alerts"
+            if case.alert_count >= rule.max_alerts
+            else f"no alert for key {slot[1]} within {rule.window}"
+        )
         conn.execute(update(cases).where(cases.c.id == case.id).values(fold_open=False))
-        timeline.record(conn, [timeline.event_row(
-            case.id, "fold_closed", detail={"rule": rule.name, "key": slot[1],
-                                            "reason": f"stopped taking alerts: {why}"}, at=now)])
+        timeline.record(
+            conn,
+            [
+                timeline.event_row(
+                    case.id,
+                    "fold_closed",
+                    detail={
+                        "rule": rule.name,
+                        "key": slot[1],
+                        "reason": f"stopped taking alerts: {why}",
+                    },
+                    at=now,
+                )
+            ],
+        )
 
     @staticmethod
     def _add_alert(case: _OpenCase, alert: NormalizedAlert) -> None:
@@ -245,21 +322,36 @@ class Folder:
                 entry[3] += 1
 
     @staticmethod
-    def _flush(conn: Connection, open_cases: dict[tuple[str, str], _OpenCase],
-               now: datetime) -> None:
+    def _flush(
+        conn: Connection, open_cases: dict[tuple[str, str], _OpenCase], now: datetime
+    ) -> None:
         for case in open_cases.values():
             if not case.dirty:
                 continue
             old = conn.execute(select(cases.c.severity).where(cases.c.id == case.id)).scalar_one()
-            values: dict[str, Any] = {"alert_count": case.alert_count,
-                                      "first_seen": case.first_seen, "last_seen": case.last_seen,
-                                      "updated_at": now}
+            values: dict[str, Any] = {
+                "alert_count": case.alert_count,
+                "first_seen": case.first_seen,
+                "last_seen": case.last_seen,
+                "updated_at": now,
+            }
             new_sev = higher_severity(old, case.severity)
             if new_sev != old:
                 values["severity"] = new_sev
-                timeline.record(conn, [timeline.event_row(
-                    case.id, "severity_changed", field="severity", old=old, new=new_sev,
-                    detail={"reason": "raised by a joining alert"}, at=now)])
+                timeline.record(
+                    conn,
+                    [
+                        timeline.event_row(
+                            case.id,
+                            "severity_changed",
+                            field="severity",
+                            old=old,
+                            new=new_sev,
+                            detail={"reason": "raised by a joining alert"},
+                            at=now,
+                        )
+                    ],
+                )
             conn.execute(update(cases).where(cases.c.id == case.id).values(**values))
             _upsert_observables(conn, case)
             case.dirty = False
@@ -272,10 +364,14 @@ def _upsert_observables(conn: Connection, case: _OpenCase) -> None:
     existing = {
         (r.type, r.value): r
         for r in conn.execute(
-            select(case_observables.c.id, case_observables.c.type, case_observables.c.value,
-                   case_observables.c.first_seen, case_observables.c.last_seen,
-                   case_observables.c.alert_count)
-            .where(case_observables.c.case_id == case.id)
+            select(
+                case_observables.c.id,
+                case_observables.c.type,
+                case_observables.c.value,
+                case_observables.c.first_seen,
+                case_observables.c.last_seen,
+                case_observables.c.alert_count,
+            ).where(case_observables.c.case_id == case.id)
         )
     }
     new_rows: list[dict[str, Any]] = []
@@ -283,21 +379,38 @@ def _upsert_observables(conn: Connection, case: _OpenCase) -> None:
     for (otype, value), (obs, first, last, count) in case.observables.items():
         prev = existing.get((otype, value))
         if prev is None:
-            new_rows.append({"case_id": case.id, "type": otype, "value": value, "kind": obs.kind,
-                             "public": obs.public, "first_seen": first, "last_seen": last,
-                             "alert_count": count})
+            new_rows.append(
+                {
+                    "case_id": case.id,
+                    "type": otype,
+                    "value": value,
+                    "kind": obs.kind,
+                    "public": obs.public,
+                    "first_seen": first,
+                    "last_seen": last,
+                    "alert_count": count,
+                }
+            )
         else:
-            upd_rows.append({"o_id": prev.id, "o_first": min(_as_utc(prev.first_seen), first),
-                             "o_last": max(_as_utc(prev.last_seen), last),
-                             "o_count": prev.alert_count + count})
+            upd_rows.append(
+                {
+                    "o_id": prev.id,
+                    "o_first": min(_as_utc(prev.first_seen), first),
+                    "o_last": max(_as_utc(prev.last_seen), last),
+                    "o_count": prev.alert_count + count,
+                }
+            )
     if new_rows:
         conn.execute(insert(case_observables), new_rows)
     if upd_rows:
         conn.execute(
             update(case_observables)
             .where(case_observables.c.id == bindparam("o_id"))
-            .values(first_seen=bindparam("o_first"), last_seen=bindparam("o_last"),
-                    alert_count=bindparam("o_count")),
+            .values(
+                first_seen=bindparam("o_first"),
+                last_seen=bindparam("o_last"),
+                alert_count=bindparam("o_count"),
+            ),
             upd_rows,
         )
 
@@ -310,8 +423,10 @@ def _description(decision: FoldDecision, alert: NormalizedAlert) -> str:
     if alert.agent_name or alert.agent_id:
         lines.append(f"Agent: {alert.agent_name or '-'} ({alert.agent_id or '-'}).")
     if alert.techniques:
-        lines.append("MITRE ATT&CK: " + ", ".join(
-            f"{i} {t}" for i, t in zip(alert.mitre_ids, alert.techniques, strict=False)))
+        lines.append(
+            "MITRE ATT&CK: "
+            + ", ".join(f"{i} {t}" for i, t in zip(alert.mitre_ids, alert.techniques, strict=False))
+        )
     return "\n".join(lines)
 
 
@@ -319,6 +434,8 @@ def _from_dict(d: dict[str, Any]) -> NormalizedAlert:
     """Rebuild the normalised alert stored as JSON at intake."""
     obs = [Observable(**o) for o in d.get("observables", [])]
     fields = {k: v for k, v in d.items() if k not in ("observables", "time_utc")}
-    return NormalizedAlert(**fields, time_utc=datetime.fromisoformat(d["time_utc"].replace("Z", "+00:00")),
-                           observables=obs)
-
+    return NormalizedAlert(
+        **fields,
+        time_utc=datetime.fromisoformat(d["time_utc"].replace("Z", "+00:00")),
+        observables=obs,
+    )

@@ -85,7 +85,9 @@ def lookup(raw: Any, path: str) -> str | None:
     return str(node)
 
 
-def choose(rules: list[FoldRule], alert: NormalizedAlert, raw: dict[str, Any]) -> FoldDecision | None:
+def choose(
+    rules: list[FoldRule], alert: NormalizedAlert, raw: dict[str, Any]
+) -> FoldDecision | None:
     for rule in rules:
         if rule.matches(alert):
             key = rule.key_for(raw)
@@ -160,19 +162,21 @@ def parse_rules(data: Any, origin: str) -> list[FoldRule]:
         summary = item.get("summary", "{title}")
         if not isinstance(summary, str):
             raise ConfigError(f"{where}.summary", "must be a string")
-        rules.append(FoldRule(
-            name=name,
-            key=tuple(key),
-            window=parse_duration(item.get("window", "1h"), f"{where}.window"),
-            max_alerts=max_alerts,
-            sources=_str_set(match.get("source"), f"{where}.match.source"),
-            groups=_str_set(match.get("groups"), f"{where}.match.groups"),
-            rule_ids=_str_set(match.get("rule_ids"), f"{where}.match.rule_ids"),
-            min_level=_int(match.get("min_level"), f"{where}.match.min_level", 0),
-            max_level=_int(match.get("max_level"), f"{where}.match.max_level", 99),
-            summary=summary,
-            tags=tuple(tags),
-        ))
+        rules.append(
+            FoldRule(
+                name=name,
+                key=tuple(key),
+                window=parse_duration(item.get("window", "1h"), f"{where}.window"),
+                max_alerts=max_alerts,
+                sources=_str_set(match.get("source"), f"{where}.match.source"),
+                groups=_str_set(match.get("groups"), f"{where}.match.groups"),
+                rule_ids=_str_set(match.get("rule_ids"), f"{where}.match.rule_ids"),
+                min_level=_int(match.get("min_level"), f"{where}.match.min_level", 0),
+                max_level=_int(match.get("max_level"), f"{where}.match.max_level", 99),
+                summary=summary,
+                tags=tuple(tags),
+            )
+        )
     return rules
 
 

@@ -1,1 +1,1 @@
-"""Intake: receive alerts, validate them, persist them, then acknowledge. Never the other way round."""
+"""Intake: receive alerts, validate them, persist them, then acknowledge; never the reverse."""

@@ -13,8 +13,13 @@ import orjson
 
 from casefold.errors import InvalidInputError
 
-NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl",
-                "application/x-jsonlines", "application/json-seq")
+NDJSON_TYPES = (
+    "application/x-ndjson",
+    "application/ndjson",
+    "application/jsonl",
+    "application/x-jsonlines",
+    "application/json-seq",
+)
 
 
 class InvalidJSONError(InvalidInputError):
@@ -44,8 +49,9 @@ class Parsed:
 def _json_error(exc: orjson.JSONDecodeError, line_offset: int = 0) -> InvalidJSONError:
     reason = exc.msg.split(":")[0] if exc.msg else "invalid JSON"
     line = exc.lineno + line_offset
-    return InvalidJSONError(f"invalid JSON at line {line}, column {exc.colno}: {reason}", line,
-                            exc.colno)
+    return InvalidJSONError(
+        f"invalid JSON at line {line}, column {exc.colno}: {reason}", line, exc.colno
+    )
 
 
 def is_ndjson(content_type: str | None) -> bool:
@@ -55,7 +61,10 @@ def is_ndjson(content_type: str | None) -> bool:
 
 
 def parse_body(body: bytes, content_type: str | None) -> Parsed:
-    """Raise InvalidJSONError for a body that is not JSON at all; per-item errors go in the items."""
+    """Split a body into items; InvalidJSONError if it is not JSON at all.
+
+    Errors of single items of a batch are kept in the items.
+    """
     if is_ndjson(content_type):
         return _parse_ndjson(body)
     try:

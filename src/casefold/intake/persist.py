@@ -64,11 +64,12 @@ def store_alerts(conn: Connection, rows: list[dict[str, Any]]) -> list[Receipt]:
     missing = [k for k in fresh if k not in inserted]
     existing: dict[str, int] = {}
     for i in range(0, len(missing), 500):
-        chunk = missing[i:i + 500]
+        chunk = missing[i : i + 500]
         existing.update(
             (r.dedup_key, r.id)
-            for r in conn.execute(select(alerts.c.dedup_key, alerts.c.id)
-                                  .where(alerts.c.dedup_key.in_(chunk)))
+            for r in conn.execute(
+                select(alerts.c.dedup_key, alerts.c.id).where(alerts.c.dedup_key.in_(chunk))
+            )
         )
     receipts: list[Receipt] = []
     first_seen: set[str] = set()

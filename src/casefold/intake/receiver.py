@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.engine import Connection
+
 from casefold.errors import InvalidAlertError, InvalidInputError
 from casefold.intake.body import Parsed
 from casefold.intake.persist import Receipt, alert_row, store_alerts
 from casefold.sources.model import NormalizedAlert
-from sqlalchemy.engine import Connection
-
 from casefold.store.writer import Writer
 
 SourceParser = Callable[[Any], NormalizedAlert]
@@ -30,8 +30,12 @@ class IntakeResult:
     rejected: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"accepted": self.accepted, "duplicates": self.duplicates,
-                "rejected": self.rejected, "results": self.results}
+        return {
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "results": self.results,
+        }
 
 
 def _item_error(index: int, line: int | None, err: InvalidInputError) -> dict[str, Any]:

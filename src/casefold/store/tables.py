@@ -35,7 +35,16 @@ ALERT_UNMATCHED = "unmatched"  # no folding rule matched it
 
 CASE_STATUSES = ("unknown", "new", "in_progress", "on_hold", "resolved", "closed", "other")
 CASE_PRIORITIES = ("unknown", "low", "medium", "high", "critical", "other")
-CASE_SEVERITIES = ("unknown", "informational", "low", "medium", "high", "critical", "fatal", "other")
+CASE_SEVERITIES = (
+    "unknown",
+    "informational",
+    "low",
+    "medium",
+    "high",
+    "critical",
+    "fatal",
+    "other",
+)
 OPEN_STATUSES = ("unknown", "new", "in_progress", "on_hold", "other")
 
 api_tokens = Table(
@@ -71,8 +80,12 @@ alerts = Table(
     Column("fold_rule", String(200)),
     Column("normalized", JSON, nullable=False),
     Column("raw", Text, nullable=False),
-    Index("ix_alerts_pending", "id", sqlite_where=text("state = 'pending'"),
-          postgresql_where=text("state = 'pending'")),
+    Index(
+        "ix_alerts_pending",
+        "id",
+        sqlite_where=text("state = 'pending'"),
+        postgresql_where=text("state = 'pending'"),
+    ),
     Index("ix_alerts_case", "case_id", "id"),
     Index("ix_alerts_time", "time_utc"),
     Index("ix_alerts_rule", "rule_id"),
@@ -101,8 +114,14 @@ cases = Table(
     Column("fold_key", String(600)),
     Column("fold_open", Boolean, nullable=False, server_default=text("false")),
     Column("version", Integer, nullable=False, server_default="1"),
-    Index("ux_cases_fold_open", "fold_rule", "fold_key", unique=True,
-          sqlite_where=text("fold_open"), postgresql_where=text("fold_open")),
+    Index(
+        "ux_cases_fold_open",
+        "fold_rule",
+        "fold_key",
+        unique=True,
+        sqlite_where=text("fold_open"),
+        postgresql_where=text("fold_open"),
+    ),
     Index("ix_cases_status_updated", "status", "updated_at"),
     Index("ix_cases_updated", "updated_at", "id"),
     Index("ix_cases_assignee", "assignee"),

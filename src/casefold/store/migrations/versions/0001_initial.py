@@ -49,8 +49,12 @@ def upgrade() -> None:
         sa.Column("version", sa.Integer, nullable=False, server_default="1"),
     )
     op.create_index(
-        "ux_cases_fold_open", "cases", ["fold_rule", "fold_key"], unique=True,
-        sqlite_where=sa.text("fold_open"), postgresql_where=sa.text("fold_open"),
+        "ux_cases_fold_open",
+        "cases",
+        ["fold_rule", "fold_key"],
+        unique=True,
+        sqlite_where=sa.text("fold_open"),
+        postgresql_where=sa.text("fold_open"),
     )
     op.create_index("ix_cases_status_updated", "cases", ["status", "updated_at"])
     op.create_index("ix_cases_updated", "cases", ["updated_at", "id"])
@@ -77,8 +81,11 @@ def upgrade() -> None:
         sa.Column("raw", sa.Text, nullable=False),
     )
     op.create_index(
-        "ix_alerts_pending", "alerts", ["id"],
-        sqlite_where=sa.text("state = 'pending'"), postgresql_where=sa.text("state = 'pending'"),
+        "ix_alerts_pending",
+        "alerts",
+        ["id"],
+        sqlite_where=sa.text("state = 'pending'"),
+        postgresql_where=sa.text("state = 'pending'"),
     )
     op.create_index("ix_alerts_case", "alerts", ["case_id", "id"])
     op.create_index("ix_alerts_time", "alerts", ["time_utc"])
@@ -128,6 +135,13 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for name in ("case_events", "case_comments", "case_observables", "case_tags", "alerts",
-                 "cases", "api_tokens"):
+    for name in (
+        "case_events",
+        "case_comments",
+        "case_observables",
+        "case_tags",
+        "alerts",
+        "cases",
+        "api_tokens",
+    ):
         op.drop_table(name)

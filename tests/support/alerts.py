@@ -1,0 +1,48 @@
+"""Factories for Wazuh alerts shaped like the real samples."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "samples" / "wazuh"
+
+
+def sample(name: str) -> dict[str, Any]:
+    return json.loads((SAMPLES / name).read_text())
+
+
+_SSHD = sample("sshd_bruteforce_nonexistent_user_5712.json")
+BASE_TIME = datetime(2026, 11, 20, 10, 0, 0, tzinfo=UTC)
+
+
+def wazuh_time(at: datetime) -> str:
+    """Wazuh's own format: local time with an offset that has no colon."""
+    return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}+0000"
+
+
+def sshd_alert(n: int, *, srcip: str = "203.0.113.7", minutes: float = 0, level: int = 10,
+               rule_id: str = "5712", node: str | None = None) -> dict[str, Any]:
+    alert = copy.deepcopy(_SSHD)
+    at = BASE_TIME + timedelta(minutes=minutes)
+    alert["id"] = f"{int(at.timestamp())}.{1000 + n}"
+    alert["timestamp"] = wazuh_time(at)
+    alert["data"]["srcip"] = srcip
+    alert["rule"]["level"] = level
+    alert["rule"]["id"] = rule_id
+    if node:
+        alert["cluster"] = {"name": "wazuh", "node": node}
+    return alert
+
+
+def fim_alert(n: int, *, agent_id: str = "010", minutes: float = 0) -> dict[str, Any]:
+    alert = sample("syscheck_file_added_554_sha256.json")
+    at = BASE_TIME + timedelta(minutes=minutes)
+    alert["id"] = f"{int(at.timestamp())}.{5000 + n}"
+    alert["timestamp"] = wazuh_time(at)
+    alert["agent"]["id"] = agent_id
+    alert["syscheck"]["path"] = f"/srv/file-{n}"
+    return alert
