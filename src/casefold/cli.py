@@ -32,7 +32,6 @@ app.add_typer(wazuh_app, name="wazuh")
 
 T = TypeVar("T")
 out = Console()
-err = Console(stderr=True)
 
 DataDir = Annotated[
     Path | None, typer.Option("--data-dir", help="Data directory (default ./casefold-data).")
@@ -45,7 +44,8 @@ ConfigFile = Annotated[Path | None, typer.Option("--config", help="YAML settings
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """One line saying why, on stderr, and a non-zero exit."""
-    err.print(f"casefold: {message}", markup=False, highlight=False)
+    # Plain stderr, never wrapped: scripts and Wazuh's logs read this as one line.
+    sys.stderr.write("casefold: " + " ".join(str(message).split()) + "\n")
     raise typer.Exit(code)
 
 
@@ -74,11 +74,11 @@ def opened_runtime(settings: Settings) -> Iterator[Any]:
         runtime.stop()
 
 
-def _guard(fn: Callable[[], T]) -> T:
+def _guard(fn: Callable[[], T], code: int = 1) -> T:
     try:
         return fn()
     except CasefoldError as exc:
-        fail(str(exc), 1)
+        fail(str(exc), code)
 
 
 @app.command()
@@ -135,7 +135,7 @@ def token_create(
     """Create a token and print it (it is shown this once, and stored only as a hash)."""
     from casefold.access import create_token, parse_role
 
-    r = _guard(lambda: parse_role(role))
+    r = _guard(lambda: parse_role(role), code=2)
     settings = settings_from(config, data_dir=data_dir, database_url=database_url)
     with opened_runtime(settings) as runtime:
         token = runtime.writer.run(lambda conn: create_token(conn, name, r))
@@ -313,20 +313,18 @@ def wazuh_install_integration(
         fail(str(exc))
     except OSError as exc:  # e.g. not allowed to write into the Wazuh directory
         fail(f"cannot install into {ossec_dir}: {exc.strerror or exc}", 1)
+    # Plain prints: paths and XML must reach the terminal or a file unwrapped and unstyled.
     for what, path in (
         ("script", result.script_path),
         ("settings (holds the token)", result.conf_path),
         ("spool dir", result.spool_dir),
         ("log file", result.log_file),
     ):
-        out.print(f"wrote {what}: {path}", markup=False, highlight=False)
-    out.print(f"interpreter: {result.python}", markup=False, highlight=False)
+        print(f"wrote {what}: {path}")
+    print(f"interpreter: {result.python}")
     for note in result.notes:
-        err.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
-    out.print(
-        "\nAdd this to ossec.conf, then restart the manager:\n", markup=False, highlight=False
-    )
-    sys.stdout.flush()
+        sys.stderr.write(f"note: {note}\n")
+    print("\nAdd this to ossec.conf, then restart the manager:\n")
     print(result.integration_xml, end="")
 
 

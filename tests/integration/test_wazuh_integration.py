@@ -104,21 +104,44 @@ def temp_file(suffix: str, content: str) -> Path:
     return path
 
 
-def layout(version: str, alert: str, *, key: str = "", hook: str = "", debug: bool = False,
-           options: str = "", timeout: int = 10, retries: int = 3) -> list[str]:
+def layout(
+    version: str,
+    alert: str,
+    *,
+    key: str = "",
+    hook: str = "",
+    debug: bool = False,
+    options: str = "",
+    timeout: int = 10,
+    retries: int = 3,
+) -> list[str]:
     """argv[1:] exactly as each integratord version builds it (wazuh.md §1.5)."""
     if version == "4.2":  # N=5: the rest of the command string lands in argv[4]
         return [alert, key, hook, "debug" if debug else " " + REDIRECT]
     if version == "4.7":  # N=7
         return [alert, key, hook, "debug" if debug else "", options, *([] if debug else [REDIRECT])]
     if version == "4.8":  # N=9, since 4.8.0: timeout and retries
-        return [alert, key, hook, "debug" if debug else "", options, str(timeout), str(retries),
-                *([] if debug else [REDIRECT])]
+        return [
+            alert,
+            key,
+            hook,
+            "debug" if debug else "",
+            options,
+            str(timeout),
+            str(retries),
+            *([] if debug else [REDIRECT]),
+        ]
     raise AssertionError(version)
 
 
-def run_like_integratord(inst: Install, alert: dict[str, Any] | str | None, version: str = "4.8",
-                         *, missing: bool = False, **kw: Any) -> Run:
+def run_like_integratord(
+    inst: Install,
+    alert: dict[str, Any] | str | None,
+    version: str = "4.8",
+    *,
+    missing: bool = False,
+    **kw: Any,
+) -> Run:
     content = alert if isinstance(alert, str) else json.dumps(alert, separators=(",", ":")) + "\n"
     alert_file = temp_file(".alert", content)
     options_file = temp_file(".options", kw.pop("options_text")) if "options_text" in kw else None
@@ -128,9 +151,13 @@ def run_like_integratord(inst: Install, alert: dict[str, Any] | str | None, vers
         alert_file.unlink()
     started = time.monotonic()
     try:
-        proc = subprocess.run(["integrations", *layout(version, str(alert_file), **kw)],
-                              executable=str(inst.script), cwd=inst.ossec, capture_output=True,
-                              timeout=60)
+        proc = subprocess.run(
+            ["integrations", *layout(version, str(alert_file), **kw)],
+            executable=str(inst.script),
+            cwd=inst.ossec,
+            capture_output=True,
+            timeout=60,
+        )
     finally:
         # Integratord unlinks the temp files as soon as the child has exited.
         alert_file.unlink(missing_ok=True)
@@ -148,8 +175,9 @@ def stored(server: ServerProcess) -> list[dict[str, Any]]:
         params: dict[str, Any] = {"limit": 500}
         if cursor:
             params["cursor"] = cursor
-        r = httpx.get(server.url + "/api/v1/alerts", params=params, headers=server.headers(),
-                      timeout=10)
+        r = httpx.get(
+            server.url + "/api/v1/alerts", params=params, headers=server.headers(), timeout=10
+        )
         assert r.status_code == 200, r.text
         body = r.json()
         items += body["items"]
@@ -215,8 +243,9 @@ LAYOUTS: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
-def test_every_argv_layout_delivers(tmp_path: Path, server_factory: Callable[..., ServerProcess],
-                                    make_alert: AlertMaker) -> None:
+def test_every_argv_layout_delivers(
+    tmp_path: Path, server_factory: Callable[..., ServerProcess], make_alert: AlertMaker
+) -> None:
     server = server_factory().start()
     inst = install(tmp_path, server.url, server.token)
     sent, runs = [], []
@@ -232,9 +261,13 @@ def test_every_argv_layout_delivers(tmp_path: Path, server_factory: Callable[...
         alert = make_alert()
         alert_file = temp_file(".alert", json.dumps(alert))
         try:
-            proc = subprocess.run(["integrations", str(alert_file), "", "", *tail],
-                                  executable=str(inst.script), cwd=inst.ossec,
-                                  capture_output=True, timeout=60)
+            proc = subprocess.run(
+                ["integrations", str(alert_file), "", "", *tail],
+                executable=str(inst.script),
+                cwd=inst.ossec,
+                capture_output=True,
+                timeout=60,
+            )
         finally:
             alert_file.unlink()
         assert proc.returncode == 0, proc.stderr
@@ -244,17 +277,18 @@ def test_every_argv_layout_delivers(tmp_path: Path, server_factory: Callable[...
     assert_token_hidden(inst, server.token, *runs)
 
 
-def test_hook_url_and_api_key_override_the_conf(tmp_path: Path, make_alert: AlertMaker,
-                                                 server_factory: Callable[..., ServerProcess]
-                                                 ) -> None:
+def test_hook_url_and_api_key_override_the_conf(
+    tmp_path: Path, make_alert: AlertMaker, server_factory: Callable[..., ServerProcess]
+) -> None:
     server = server_factory().start()
     inst = install(tmp_path, DEAD_URL, "wrong-token-0123456789")
     a = make_alert()
     run = run_like_integratord(inst, a, "4.8", hook=server.url, key=server.token)
     assert run.rc == 0 and run.out == ""
     b = make_alert()
-    run = run_like_integratord(inst, b, "4.2", hook=server.url + "/api/v1/alerts/wazuh/",
-                               key=server.token)
+    run = run_like_integratord(
+        inst, b, "4.2", hook=server.url + "/api/v1/alerts/wazuh/", key=server.token
+    )
     assert run.rc == 0 and run.out == ""
     assert stored_ids(server) == [a["id"], b["id"]]
 
@@ -273,6 +307,19 @@ def test_hook_url_and_api_key_override_the_conf(tmp_path: Path, make_alert: Aler
     assert stored_ids(server) == [a["id"], b["id"], c["id"], d["id"]]
     assert "wrong-token" not in inst.log_text()
     assert_token_hidden(inst, server.token, run, run401)
+
+
+def test_url_userinfo_and_query_never_logged(tmp_path: Path, make_alert: AlertMaker) -> None:
+    inst = install(tmp_path, DEAD_URL, "tok-url-abcdef")
+    hook = "http://someuser:hunter2pw@127.0.0.1:9/base?key=querysecret"
+    run = run_like_integratord(inst, make_alert(), "4.8", hook=hook, debug=True)
+    assert run.rc == 0
+    assert len(inst.spooled()) == 1
+    log = inst.log_text()
+    assert "Connection refused" in log and "127.0.0.1:9/base" in log
+    for secret in ("someuser", "hunter2pw", "querysecret", "tok-url-abcdef"):
+        assert secret not in log and secret not in run.out
+    assert run.out.strip() == log.strip()  # debug echoes the same single line to stdout
 
 
 # --------------------------------------------------------------------- outage, spool and drain
@@ -324,15 +371,44 @@ def test_outage_spools_then_drains_each_alert_exactly_once(
 
     # Sending them again is answered "duplicate" for each: the server holds each exactly once.
     body = "\n".join(json.dumps(a) for a in outage_alerts)
-    r = httpx.post(server.url + "/api/v1/alerts/wazuh", content=body, timeout=10,
-                   headers={**server.headers(), "Content-Type": "application/x-ndjson"})
+    r = httpx.post(
+        server.url + "/api/v1/alerts/wazuh",
+        content=body,
+        timeout=10,
+        headers={**server.headers(), "Content-Type": "application/x-ndjson"},
+    )
     assert r.status_code == 202, r.text
     assert r.json()["duplicates"] == len(outage) and r.json()["accepted"] == 0
     assert_token_hidden(inst, token, run)
 
 
-def test_spool_only_drains_under_the_lock(tmp_path: Path, make_alert: AlertMaker,
-                                          server_factory: Callable[..., ServerProcess]) -> None:
+def test_large_spool_drains_in_batches_in_order(
+    tmp_path: Path, server_factory: Callable[..., ServerProcess], make_alert: AlertMaker
+) -> None:
+    """A long outage's backlog goes out as several NDJSON batches, oldest first."""
+    server = server_factory().start()
+    inst = install(tmp_path, server.url, server.token)
+    backlog = [make_alert() for _ in range(1100)]
+    # Spool files as the script names them (zero-padded time_ns first), written directly
+    # because 1100 interpreter starts would make the test slow for no extra coverage.
+    base = time.time_ns()
+    for n, alert in enumerate(backlog):
+        name = f"{base + n:020d}-{os.getpid()}-{n:08x}.json"
+        (inst.spool / name).write_text(json.dumps(alert) + "\n")
+        if n == 700:  # a damaged file in the middle is set aside, not retried forever
+            (inst.spool / f"{base + n:020d}-{os.getpid()}-zz.json").write_text("{not json")
+    last = make_alert()
+    run = run_like_integratord(inst, last, "4.8")  # the default 10 s timeout
+    assert run.rc == 0, run.out
+    assert inst.spooled() == []
+    assert len(inst.rejected()) == 1
+    assert stored_ids(server) == [a["id"] for a in backlog] + [last["id"]]
+    assert "delivered 1100 spooled alert(s), 0 already stored" in inst.log_text()
+
+
+def test_spool_only_drains_under_the_lock(
+    tmp_path: Path, make_alert: AlertMaker, server_factory: Callable[..., ServerProcess]
+) -> None:
     server = server_factory().start()
     inst = install(tmp_path, server.url, server.token)
     inst.spool.mkdir(exist_ok=True)
@@ -350,8 +426,9 @@ def test_spool_only_drains_under_the_lock(tmp_path: Path, make_alert: AlertMaker
     assert stored_ids(server) == [alert["id"], nxt["id"]]
 
 
-def test_unanswered_request_times_out_and_spools(tmp_path: Path, hanging_server: str,
-                                                 make_alert: AlertMaker) -> None:
+def test_unanswered_request_times_out_and_spools(
+    tmp_path: Path, hanging_server: str, make_alert: AlertMaker
+) -> None:
     inst = install(tmp_path, hanging_server, "tok-hanging-abcdef")
     run = run_like_integratord(inst, make_alert(), "4.8", timeout=2)
     assert run.rc == 0, run.out
@@ -373,9 +450,11 @@ def test_unanswered_request_times_out_and_spools(tmp_path: Path, hanging_server:
 
 def test_legacy_format_is_refused_with_one_line(tmp_path: Path) -> None:
     inst = install(tmp_path, DEAD_URL, "tok-legacy-abcdef")
-    legacy = ("alertdate='2024 Jan 01 00:00:00'\nalertlocation='/var/log/auth.log'\n"
-              "ruleid='5712'\nalertlevel='10'\nruledescription='sshd: brute force'\n"
-              "alertlog='Jan  1 00:00:00 host sshd[1]: Invalid user admin'\nsrcip='10.0.0.1'\n")
+    legacy = (
+        "alertdate='2024 Jan 01 00:00:00'\nalertlocation='/var/log/auth.log'\n"
+        "ruleid='5712'\nalertlevel='10'\nruledescription='sshd: brute force'\n"
+        "alertlog='Jan  1 00:00:00 host sshd[1]: Invalid user admin'\nsrcip='10.0.0.1'\n"
+    )
     run = run_like_integratord(inst, legacy, "4.2")
     assert run.rc != 0
     assert len(run.out.strip().splitlines()) == 1
@@ -391,8 +470,13 @@ def test_unreadable_alert_file_exits_non_zero(tmp_path: Path, missing: bool) -> 
     assert len(run.out.strip().splitlines()) == 1
     assert inst.spooled() == []
     # Not even an argument: the same, one line.
-    proc = subprocess.run(["integrations"], executable=str(inst.script), cwd=inst.ossec,
-                          capture_output=True, timeout=60)
+    proc = subprocess.run(
+        ["integrations"],
+        executable=str(inst.script),
+        cwd=inst.ossec,
+        capture_output=True,
+        timeout=60,
+    )
     assert proc.returncode != 0 and len((proc.stdout + proc.stderr).splitlines()) == 1
 
 
@@ -470,8 +554,12 @@ def test_server_error_answer_spools(tmp_path: Path, make_alert: AlertMaker) -> N
 def test_install_integration_files_modes_and_xml(tmp_path: Path) -> None:
     ossec = tmp_path / "ossec"
     ossec.mkdir()
-    result = install_integration("https://casefold.example:8800/", "tok-install-abcdef",
-                                 ossec_dir=ossec, python="/usr/bin/python3")
+    result = install_integration(
+        "https://casefold.example:8800/",
+        "tok-install-abcdef",
+        ossec_dir=ossec,
+        python="/usr/bin/python3",
+    )
     script = ossec / "integrations" / "custom-casefold"
     conf = ossec / "integrations" / "custom-casefold.conf"
     assert result.script_path == script and result.conf_path == conf
@@ -525,9 +613,21 @@ def test_script_is_python39_syntax() -> None:
 def test_cli_install_integration(tmp_path: Path) -> None:
     ossec = tmp_path / "ossec"
     ossec.mkdir()
-    cmd = [sys.executable, "-m", "casefold", "wazuh", "install-integration", "--url",
-           "http://127.0.0.1:8800", "--token", "tok-cli-abcdef", "--ossec-dir", str(ossec),
-           "--python", sys.executable]
+    cmd = [
+        sys.executable,
+        "-m",
+        "casefold",
+        "wazuh",
+        "install-integration",
+        "--url",
+        "http://127.0.0.1:8800",
+        "--token",
+        "tok-cli-abcdef",
+        "--ossec-dir",
+        str(ossec),
+        "--python",
+        sys.executable,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "<name>custom-casefold</name>" in proc.stdout
@@ -535,7 +635,8 @@ def test_cli_install_integration(tmp_path: Path) -> None:
     assert "tok-cli-abcdef" not in proc.stdout + proc.stderr
     assert (ossec / "integrations" / "custom-casefold").exists()
 
-    bad = subprocess.run([*cmd[:5], "ftp://nope", *cmd[6:]], capture_output=True, text=True,
-                         timeout=60)
+    bad = subprocess.run(
+        [*cmd[:6], "ftp://nope", *cmd[7:]], capture_output=True, text=True, timeout=60
+    )
     assert bad.returncode != 0
     assert len(bad.stderr.strip().splitlines()) == 1 and "url" in bad.stderr

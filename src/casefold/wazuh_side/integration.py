@@ -154,7 +154,22 @@ def endpoint_url(base: str) -> str:
     path = parts.path.rstrip("/")
     if not path.endswith(ENDPOINT):
         path += ENDPOINT
-    return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
+    # Userinfo is dropped: urllib would not use it (auth is the Bearer token) and http.client
+    # would echo it in a "nonnumeric port" error.
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, netloc, path, parts.query, ""))
+
+
+def url_secrets(url: str) -> list[str]:
+    """Parts of the URL that must never reach a log line."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        userinfo = parts.netloc.rpartition("@")[0]
+        return [v for v in (userinfo, parts.password, parts.query, parts.fragment) if v]
+    except ValueError:
+        return [url]
 
 
 def safe_url(url: str) -> str:
@@ -178,7 +193,7 @@ class Log:
 
     def __init__(self, path: str, secrets: list[str], echo: bool) -> None:
         self.path = path
-        self.secrets = [s for s in secrets if s]
+        self.secrets = sorted((s for s in secrets if s), key=len, reverse=True)
         self.echo = echo
 
     def __call__(self, message: str) -> None:
@@ -356,9 +371,10 @@ def _bad_alert(status: int) -> bool:
 def drain(spool: str, sender: Sender, log: Log) -> tuple[bool, str]:
     """Send every spooled alert, oldest first. (fully drained?, why not)."""
     names = spool_files(spool, log)
-    delivered = 0
+    tally = {"delivered": 0, "duplicates": 0}
+    ok, why = True, ""
     i = 0
-    while i < len(names):
+    while ok and i < len(names):
         batch: list[tuple[str, bytes]] = []
         size = 0
         while i < len(names) and len(batch) < BATCH_MAX_ALERTS:
@@ -380,42 +396,42 @@ def drain(spool: str, sender: Sender, log: Log) -> tuple[bool, str]:
             size += len(data) + 1
             i += 1
         if batch:
-            ok, sent, why = send_batch(spool, batch, sender, log)
-            delivered += sent
-            if not ok:
-                if delivered:
-                    log(f"delivered {delivered} spooled alert(s) before stopping")
-                return False, why
-    if delivered:
-        log(f"delivered {delivered} spooled alert(s)")
-    return True, ""
+            ok, why = send_batch(spool, batch, sender, log, tally)
+    if tally["delivered"]:
+        # The duplicate count shows whether alerts were ever sent twice (it should stay 0).
+        log(
+            f"delivered {tally['delivered']} spooled alert(s), {tally['duplicates']} already "
+            f"stored{'' if ok else '; stopped: ' + why}"
+        )
+    return ok, why
 
 
 def send_batch(
-    spool: str, batch: list[tuple[str, bytes]], sender: Sender, log: Log
-) -> tuple[bool, int, str]:
-    """(every file settled?, how many delivered, failure reason)."""
+    spool: str, batch: list[tuple[str, bytes]], sender: Sender, log: Log, tally: dict
+) -> tuple[bool, str]:
+    """POST one NDJSON batch and settle its files. (every file settled?, failure reason)."""
     body = b"\n".join(data for _, data in batch) + b"\n"
     status, parsed, why = sender.post(body, ndjson=True)
     if status == 202:
         results = parsed.get("results") if isinstance(parsed, dict) else None
-        errors: dict[int, str] = {}
+        by_index: dict[int, dict] = {}
         if isinstance(results, list):
             for pos, r in enumerate(results):
-                if isinstance(r, dict) and "error" in r:
+                if isinstance(r, dict):
                     idx = r.get("index", pos)
-                    errors[idx if isinstance(idx, int) else pos] = _error_message(r["error"])
-        delivered = 0
+                    by_index[idx if isinstance(idx, int) else pos] = r
         for idx, (name, _) in enumerate(batch):
-            if idx in errors:
-                reject_file(spool, name, f"HTTP 202 with item error: {errors[idx]}", log)
+            r = by_index.get(idx, {})
+            if "error" in r:
+                reject_file(spool, name, f"refused: {_error_message(r['error'])}", log)
                 continue
             try:
                 os.unlink(os.path.join(spool, name))
             except FileNotFoundError:
                 pass
-            delivered += 1
-        return True, delivered, ""
+            tally["delivered"] += 1
+            tally["duplicates"] += r.get("duplicate") is True
+        return True, ""
     if _bad_alert(status):
         results = parsed.get("results") if isinstance(parsed, dict) else None
         if len(batch) == 1 or (
@@ -425,17 +441,16 @@ def send_batch(
             msg = _error_message(parsed)
             for name, _ in batch:
                 reject_file(spool, name, f"HTTP {status} {msg}".rstrip(), log)
-            return True, 0, ""
+            return True, ""
         # Which one is bad is unknown (or the batch is just too big): halve and retry.
         half = len(batch) // 2
-        ok, sent, why = send_batch(spool, batch[:half], sender, log)
-        if not ok:
-            return False, sent, why
-        ok, more, why = send_batch(spool, batch[half:], sender, log)
-        return ok, sent + more, why
+        ok, why = send_batch(spool, batch[:half], sender, log, tally)
+        if ok:
+            ok, why = send_batch(spool, batch[half:], sender, log, tally)
+        return ok, why
     if status in (401, 403):
-        why += " (check the token in " + CONF_NAME + ")"
-    return False, 0, why
+        why += f" (check the token in {CONF_NAME})"
+    return False, why
 
 
 def acquire_lock(spool: str, sender: Sender) -> int | None:
@@ -490,7 +505,8 @@ def main(argv: list[str]) -> int:
         print(f"custom-casefold: {exc}", file=sys.stderr)
         return exc.code
     settings, problems = load_settings(args, os.path.realpath(__file__))
-    log = Log(settings["log_file"], [settings["token"]], args["debug"])
+    secrets = [settings["token"], *url_secrets(settings["url"])]
+    log = Log(settings["log_file"], secrets, args["debug"])
     try:
         line, alert_id = read_alert(args["alert"])
     except Fatal as exc:

@@ -1,0 +1,61 @@
+"""Settings: file, environment, overrides; a wrong setting is named in one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from casefold.config import Settings, load_settings
+from casefold.errors import ConfigError
+
+
+def test_defaults():
+    s = load_settings(environ={})
+    assert (s.host, s.port, s.data_dir) == ("127.0.0.1", 8800, Path("casefold-data"))
+    assert s.sqlalchemy_url.startswith("sqlite:///") and s.is_sqlite
+
+
+def test_file_then_env_then_overrides(tmp_path: Path):
+    cfg = tmp_path / "c.yml"
+    cfg.write_text("port: 9000\nhost: 0.0.0.0\nmax_body_bytes: 4096\n")
+    s = load_settings(cfg, {"host": "127.0.0.2"}, environ={"CASEFOLD_PORT": "9100",
+                                                            "CASEFOLD_TOKEN": "not a setting"})
+    assert (s.port, s.host, s.max_body_bytes) == (9100, "127.0.0.2", 4096)
+
+
+def test_postgres_url_uses_psycopg3():
+    s = Settings(database_url="postgresql://u@h:5432/db")
+    assert s.sqlalchemy_url == "postgresql+psycopg://u@h:5432/db"
+    assert not s.is_sqlite
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "needle"),
+    [
+        ("port: lots\n", {}, "invalid setting port:"),
+        ("colour: blue\n", {}, "invalid setting colour: unknown setting"),
+        ("", {"CASEFOLD_SQLITE_SYNCHRONOUS": "SOMETIMES"}, "invalid setting sqlite_synchronous"),
+        ("- a\n- b\n", {}, "invalid setting config"),
+        ("port: [\n", {}, "not valid YAML at line"),
+    ],
+)
+def test_a_wrong_setting_is_named(tmp_path: Path, text: str, env: dict[str, str], needle: str):
+    cfg = tmp_path / "c.yml"
+    cfg.write_text(text)
+    with pytest.raises(ConfigError) as exc:
+        load_settings(cfg, environ=env)
+    assert needle in str(exc.value)
+    assert "\n" not in str(exc.value)
+
+
+def test_missing_config_file(tmp_path: Path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_settings(tmp_path / "nope.yml", environ={})
+
+
+def test_every_setting_is_documented():
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
+    for name in Settings.model_fields:
+        assert f"`{name}`" in doc, name
+        assert f"CASEFOLD_{name.upper()}" in doc, name
