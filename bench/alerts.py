@@ -42,8 +42,20 @@ LINUX_AGENTS = tuple(
     {"id": f"{i:03d}", "name": name, "ip": f"10.0.{i // 10}.{i}"}
     for i, name in enumerate(
         [
-            "web-01", "web-02", "web-03", "db-01", "db-02", "bastion", "mail-01", "ci-runner-1",
-            "ci-runner-2", "k8s-node-1", "k8s-node-2", "k8s-node-3", "vpn-gw", "files-01",
+            "web-01",
+            "web-02",
+            "web-03",
+            "db-01",
+            "db-02",
+            "bastion",
+            "mail-01",
+            "ci-runner-1",
+            "ci-runner-2",
+            "k8s-node-1",
+            "k8s-node-2",
+            "k8s-node-3",
+            "vpn-gw",
+            "files-01",
         ],
         start=1,
     )
@@ -57,28 +69,52 @@ WINDOWS_AGENTS = tuple(
 )
 USERS = ("admin", "root", "test", "oracle", "postgres", "ubuntu", "guest", "paco", "git", "pi")
 URLS = (
-    "/", "/wp-login.php", "/xmlrpc.php", "/.env", "/admin/config.php", "/cgi-bin/luci",
-    "/phpmyadmin/index.php", "/login?next=/dashboard", "/api/v1/users?id=1%27%20OR%201=1",
-    "/.git/config", "/vendor/phpunit/phpunit/src/Util/PHP/eval-stdin.php",
+    "/",
+    "/wp-login.php",
+    "/xmlrpc.php",
+    "/.env",
+    "/admin/config.php",
+    "/cgi-bin/luci",
+    "/phpmyadmin/index.php",
+    "/login?next=/dashboard",
+    "/api/v1/users?id=1%27%20OR%201=1",
+    "/.git/config",
+    "/vendor/phpunit/phpunit/src/Util/PHP/eval-stdin.php",
 )
 AGENTS_UA = (
     "Mozilla/5.0 (compatible; Nmap Scripting Engine; https://nmap.org/book/nse.html)",
-    "python-requests/2.31.0", "curl/8.4.0", "Go-http-client/1.1",
+    "python-requests/2.31.0",
+    "curl/8.4.0",
+    "Go-http-client/1.1",
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko)",
 )
 FILE_PATHS = (
-    "/usr/bin/{name}", "/tmp/.{name}", "/var/www/html/{name}.php", "/etc/cron.d/{name}",
-    "/home/ubuntu/.ssh/{name}", "/dev/shm/{name}",
+    "/usr/bin/{name}",
+    "/tmp/.{name}",
+    "/var/www/html/{name}.php",
+    "/etc/cron.d/{name}",
+    "/home/ubuntu/.ssh/{name}",
+    "/dev/shm/{name}",
 )
 FILE_NAMES = ("kworker", "dbus-helper", "shell", "update", "sshd_backup", "x", "miner", "authk")
 WIN_IMAGES = (
     ("C:\\Program Files\\Sublime Text\\sublime_text.exe", "Sublime Text", "Sublime HQ Pty Ltd"),
-    ("C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe", "Windows PowerShell",
-     "Microsoft Corporation"),
+    (
+        "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe",
+        "Windows PowerShell",
+        "Microsoft Corporation",
+    ),
     ("C:\\Windows\\System32\\cmd.exe", "Windows Command Processor", "Microsoft Corporation"),
-    ("C:\\Users\\Public\\svchost.exe", "Host Process for Windows Services", "Microsoft Corporation"),
-    ("C:\\Windows\\System32\\rundll32.exe", "Windows host process (Rundll32)",
-     "Microsoft Corporation"),
+    (
+        "C:\\Users\\Public\\svchost.exe",
+        "Host Process for Windows Services",
+        "Microsoft Corporation",
+    ),
+    (
+        "C:\\Windows\\System32\\rundll32.exe",
+        "Windows host process (Rundll32)",
+        "Microsoft Corporation",
+    ),
 )
 
 _SSHD_COMPLIANCE = {
@@ -97,8 +133,14 @@ def _hex(rng: random.Random, nbytes: int) -> str:
 class AlertGenerator:
     """Yields Wazuh alerts with strictly increasing, unique ids. Not thread-safe."""
 
-    def __init__(self, seed: int = DEFAULT_SEED, start_epoch: int = DEFAULT_START_EPOCH,
-                 *, manager: str = MANAGER, cluster_node: str | None = CLUSTER["node"]) -> None:
+    def __init__(
+        self,
+        seed: int = DEFAULT_SEED,
+        start_epoch: int = DEFAULT_START_EPOCH,
+        *,
+        manager: str = MANAGER,
+        cluster_node: str | None = CLUSTER["node"],
+    ) -> None:
         self.rng = random.Random(seed)
         self.t = float(start_epoch)
         self.offset = self.rng.randrange(1_000, 5_000_000)
@@ -133,15 +175,22 @@ class AlertGenerator:
 
     # -- common parts -------------------------------------------------------------------------
 
-    def _envelope(self, rule: dict[str, Any], agent: dict[str, str], location: str,
-                  full_log: str | None, decoder: dict[str, str]) -> dict[str, Any]:
+    def _envelope(
+        self,
+        rule: dict[str, Any],
+        agent: dict[str, str],
+        location: str,
+        full_log: str | None,
+        decoder: dict[str, str],
+    ) -> dict[str, Any]:
         # ~20 alerts/s on the manager; the id is "<epoch>.<offset in alerts.json>".
         self.t += self.rng.expovariate(20.0)
         epoch = int(self.t)
         self.offset += self.rng.randrange(600, 4_000)
         ts = datetime.fromtimestamp(self.t, UTC).astimezone(_TZ)
         doc: dict[str, Any] = {
-            "timestamp": ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}"
+            "timestamp": ts.strftime("%Y-%m-%dT%H:%M:%S.")
+            + f"{ts.microsecond // 1000:03d}"
             + ts.strftime("%z"),
             "rule": rule,
             "agent": dict(agent),
@@ -164,14 +213,21 @@ class AlertGenerator:
     def _sshd_5710(self) -> dict[str, Any]:
         rng = self.rng
         agent = rng.choice(LINUX_AGENTS)
-        ip, user, port, pid = (rng.choice(SRC_IPS), rng.choice(USERS), rng.randrange(32768, 61000),
-                               rng.randrange(1000, 99999))
+        ip, user, port, pid = (
+            rng.choice(SRC_IPS),
+            rng.choice(USERS),
+            rng.randrange(32768, 61000),
+            rng.randrange(1000, 99999),
+        )
         rule = {
             "level": 5,
             "description": "sshd: Attempt to login using a non-existent user",
             "id": "5710",
-            "mitre": {"id": ["T1110.001"], "tactic": ["Credential Access"],
-                      "technique": ["Password Guessing"]},
+            "mitre": {
+                "id": ["T1110.001"],
+                "tactic": ["Credential Access"],
+                "technique": ["Password Guessing"],
+            },
             "firedtimes": rng.randrange(1, 400),
             "mail": False,
             "groups": ["syslog", "sshd", "authentication_failed", "invalid_login"],
@@ -179,12 +235,17 @@ class AlertGenerator:
         }
         host = agent["name"]
         doc = self._envelope(
-            rule, agent, "/var/log/auth.log",
+            rule,
+            agent,
+            "/var/log/auth.log",
             f"{self._syslog_time()} {host} sshd[{pid}]: Invalid user {user} from {ip} port {port}",
             {"parent": "sshd", "name": "sshd"},
         )
-        doc["predecoder"] = {"program_name": "sshd", "timestamp": self._syslog_time(),
-                             "hostname": host}
+        doc["predecoder"] = {
+            "program_name": "sshd",
+            "timestamp": self._syslog_time(),
+            "hostname": host,
+        }
         doc["data"] = {"srcip": ip, "srcport": str(port), "srcuser": user}
         return doc
 
@@ -196,10 +257,14 @@ class AlertGenerator:
         host = agent["name"]
         rule = {
             "level": 10,
-            "description": "sshd: brute force trying to get access to the system. Non existent user.",
+            "description": "sshd: brute force trying to get access to the system. "
+            "Non existent user.",
             "id": "5712",
-            "mitre": {"id": ["T1110"], "tactic": ["Credential Access"],
-                      "technique": ["Brute Force"]},
+            "mitre": {
+                "id": ["T1110"],
+                "tactic": ["Credential Access"],
+                "technique": ["Brute Force"],
+            },
             "frequency": 8,
             "firedtimes": rng.randrange(1, 50),
             "mail": False,
@@ -212,13 +277,18 @@ class AlertGenerator:
             for k in range(1, 8)
         )
         doc = self._envelope(
-            rule, agent, "/var/log/secure",
+            rule,
+            agent,
+            "/var/log/secure",
             f"{self._syslog_time()} {host} sshd[{pid}]: Invalid user {user} from {ip} port {port}",
             {"parent": "sshd", "name": "sshd"},
         )
         doc["previous_output"] = prev
-        doc["predecoder"] = {"program_name": "sshd", "timestamp": self._syslog_time(),
-                             "hostname": host}
+        doc["predecoder"] = {
+            "program_name": "sshd",
+            "timestamp": self._syslog_time(),
+            "hostname": host,
+        }
         doc["data"] = {"srcip": ip, "srcport": str(port), "srcuser": user}
         return doc
 
@@ -243,7 +313,9 @@ class AlertGenerator:
             "tsc": ["PI1.4", "CC6.6", "CC7.1", "CC8.1", "CC6.1", "CC6.8", "CC7.2", "CC7.3"],
         }
         doc = self._envelope(
-            rule, agent, rng.choice(("/var/log/nginx/access.log", "/var/log/apache2/access.log")),
+            rule,
+            agent,
+            rng.choice(("/var/log/nginx/access.log", "/var/log/apache2/access.log")),
             f'{ip} - - [{stamp}] "{method} {url} HTTP/1.1" {status} {rng.randrange(0, 20000)} '
             f'"-" "{ua}"',
             {"name": "web-accesslog"},
@@ -270,9 +342,13 @@ class AlertGenerator:
             "tsc": ["PI1.4", "PI1.5", "CC6.1", "CC6.8", "CC7.2", "CC7.3"],
         }
         mode = rng.choice(("realtime", "scheduled", "whodata"))
-        doc = self._envelope(rule, agent, "syscheck",
-                             f"File '{path}' added\nMode: {mode}\n",
-                             {"name": "syscheck_new_entry"})
+        doc = self._envelope(
+            rule,
+            agent,
+            "syscheck",
+            f"File '{path}' added\nMode: {mode}\n",
+            {"name": "syscheck_new_entry"},
+        )
         doc["syscheck"] = {
             "path": path,
             "mode": mode,
@@ -301,8 +377,11 @@ class AlertGenerator:
                 "level": 12,
                 "description": "Sysmon - Suspicious Process - svchost.exe",
                 "id": "61618",
-                "mitre": {"id": ["T1055"], "tactic": ["Defense Evasion", "Privilege Escalation"],
-                          "technique": ["Process Injection"]},
+                "mitre": {
+                    "id": ["T1055"],
+                    "tactic": ["Defense Evasion", "Privilege Escalation"],
+                    "technique": ["Process Injection"],
+                },
                 "firedtimes": rng.randrange(1, 20),
                 "mail": True,
                 "groups": ["windows", "sysmon", "sysmon_process-anomalies"],
@@ -311,16 +390,23 @@ class AlertGenerator:
             rule = {
                 "level": 10,
                 "description": f"Sysmon - Event 1: Process {desc} started but not allowed by "
-                               "the software policy.",
+                "the software policy.",
                 "id": "100500",
-                "mitre": {"id": ["T1036"], "tactic": ["Defense Evasion"],
-                          "technique": ["Masquerading"]},
+                "mitre": {
+                    "id": ["T1036"],
+                    "tactic": ["Defense Evasion"],
+                    "technique": ["Masquerading"],
+                },
                 "firedtimes": rng.randrange(1, 60),
                 "mail": False,
                 "groups": ["windows", "sysmon", "sysmon_event1", "software_policy"],
             }
-        sha1, md5, sha256, imphash = (_hex(rng, 20).upper(), _hex(rng, 16).upper(),
-                                      _hex(rng, 32).upper(), _hex(rng, 16).upper())
+        sha1, md5, sha256, imphash = (
+            _hex(rng, 20).upper(),
+            _hex(rng, 16).upper(),
+            _hex(rng, 32).upper(),
+            _hex(rng, 16).upper(),
+        )
         hashes = f"SHA1={sha1},MD5={md5},SHA256={sha256},IMPHASH={imphash}"
         guid = f"{{ac15d313-{_hex(rng, 2)}-{_hex(rng, 2)}-{_hex(rng, 2)}-{_hex(rng, 6)}}}"
         pid, ppid = rng.randrange(100, 30000), rng.randrange(100, 30000)
@@ -346,10 +432,10 @@ class AlertGenerator:
                     "channel": "Microsoft-Windows-Sysmon/Operational",
                     "computer": f"{agent['name']}.MYORG.ORG",
                     "severityValue": "INFORMATION",
-                    "message": f"\"Process Create:\r\nUtcTime: {utc:%Y-%m-%d %H:%M:%S}\r\n"
-                               f"ProcessGuid: {guid}\r\nProcessId: {pid}\r\nImage: {image}\r\n"
-                               f"Hashes: {hashes}\r\nParentProcessId: {ppid}\r\n"
-                               f"ParentImage: C:\\Windows\\explorer.exe\"",
+                    "message": f'"Process Create:\r\nUtcTime: {utc:%Y-%m-%d %H:%M:%S}\r\n'
+                    f"ProcessGuid: {guid}\r\nProcessId: {pid}\r\nImage: {image}\r\n"
+                    f"Hashes: {hashes}\r\nParentProcessId: {ppid}\r\n"
+                    f'ParentImage: C:\\Windows\\explorer.exe"',
                 },
                 "eventdata": {
                     "utcTime": f"{utc:%Y-%m-%d %H:%M:%S}.{utc.microsecond // 1000:03d}",
@@ -359,7 +445,7 @@ class AlertGenerator:
                     "description": desc,
                     "company": company,
                     "originalFileName": image.rsplit("\\", 1)[-1],
-                    "commandLine": f"\\\"{doubled}\\\"",
+                    "commandLine": f'\\"{doubled}\\"',
                     "currentDirectory": "C:\\\\Windows\\\\system32\\\\",
                     "user": user,
                     "logonId": f"0x{rng.getrandbits(32):x}",
@@ -369,7 +455,7 @@ class AlertGenerator:
                     "parentProcessId": str(ppid),
                     "parentImage": "C:\\\\Windows\\\\explorer.exe",
                     "parentCommandLine": "C:\\\\Windows\\\\Explorer.EXE",
-                }
+                },
             }
         }
         return doc

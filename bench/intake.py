@@ -30,7 +30,6 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 import orjson
@@ -102,8 +101,13 @@ class RunResult:
     notes: list[str] = field(default_factory=list)
 
 
-async def post_all(client: httpx.AsyncClient, bodies: list[bytes], per_body: int,
-                   content_type: str, concurrency: int) -> tuple[float, list[float], int, int]:
+async def post_all(
+    client: httpx.AsyncClient,
+    bodies: list[bytes],
+    per_body: int,
+    content_type: str,
+    concurrency: int,
+) -> tuple[float, list[float], int, int]:
     """POST every body, `concurrency` at a time. Returns (seconds, latencies, errors, max id)."""
     latencies: list[float] = []
     errors = 0
@@ -137,8 +141,12 @@ async def post_all(client: httpx.AsyncClient, bodies: list[bytes], per_body: int
 
 
 def min_pending_id(srv: ServerProcess) -> int | None:
-    r = httpx.get(srv.url + "/api/v1/alerts", params={"state": "pending", "limit": 1, "sort": "id"},
-                  headers=srv.headers(), timeout=30)
+    r = httpx.get(
+        srv.url + "/api/v1/alerts",
+        params={"state": "pending", "limit": 1, "sort": "id"},
+        headers=srv.headers(),
+        timeout=30,
+    )
     r.raise_for_status()
     items = r.json()["items"]
     return items[0]["id"] if items else None
@@ -154,14 +162,22 @@ def wait_no_pending(srv: ServerProcess, timeout: float) -> float:
     raise TimeoutError(f"alerts still pending folding after {timeout:.0f} s")
 
 
-def load_run(srv: ServerProcess, kind: str, bodies: list[bytes], per_body: int,
-             content_type: str, concurrency: int, fold_timeout: float) -> RunResult:
+def load_run(
+    srv: ServerProcess,
+    kind: str,
+    bodies: list[bytes],
+    per_body: int,
+    content_type: str,
+    concurrency: int,
+    fold_timeout: float,
+) -> RunResult:
     pid = srv.proc.pid  # type: ignore[union-attr]
 
     async def go() -> tuple[float, list[float], int, int]:
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        async with httpx.AsyncClient(base_url=srv.url, headers=srv.headers(), limits=limits,
-                                     timeout=httpx.Timeout(60.0)) as client:
+        async with httpx.AsyncClient(
+            base_url=srv.url, headers=srv.headers(), limits=limits, timeout=httpx.Timeout(60.0)
+        ) as client:
             # Open the keep-alive connections before the clock starts.
             await asyncio.gather(*(client.get("/healthz") for _ in range(concurrency)))
             return await post_all(client, bodies, per_body, content_type, concurrency)
@@ -199,9 +215,20 @@ def load_run(srv: ServerProcess, kind: str, bodies: list[bytes], per_body: int,
 # -- reporting ---------------------------------------------------------------------------------
 
 
-MEDIAN_FIELDS = ("seconds", "alerts_per_s", "requests_per_s", "p50_ms", "p99_ms", "max_ms",
-                 "server_cpu_pct", "client_cpu_pct", "pending_at_end", "fold_catchup_s",
-                 "fold_alerts_per_s", "fold_backlog_per_s")
+MEDIAN_FIELDS = (
+    "seconds",
+    "alerts_per_s",
+    "requests_per_s",
+    "p50_ms",
+    "p99_ms",
+    "max_ms",
+    "server_cpu_pct",
+    "client_cpu_pct",
+    "pending_at_end",
+    "fold_catchup_s",
+    "fold_alerts_per_s",
+    "fold_backlog_per_s",
+)
 
 
 def median_of(runs: list[RunResult]) -> dict[str, float]:
@@ -223,8 +250,14 @@ def fmt(v: float, digits: int = 1) -> str:
 
 def git_commit() -> str | None:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, check=True,
-                              capture_output=True, text=True, timeout=5).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
 
@@ -258,30 +291,50 @@ def main(argv: list[str] | None = None) -> int:
         # Warm-up: imports, SQLite pages, first cases; not measured.
         warm = [encode(a) for a in gen.take(200)]
         load_run(srv, "warmup", warm, 1, "application/json", args.single_concurrency, 120)
-        load_run(srv, "warmup", [ndjson(gen.take(args.batch_size))], args.batch_size,
-                 "application/x-ndjson", 1, 120)
+        load_run(
+            srv,
+            "warmup",
+            [ndjson(gen.take(args.batch_size))],
+            args.batch_size,
+            "application/x-ndjson",
+            1,
+            120,
+        )
 
         for i in range(runs):
             bodies = [encode(a) for a in gen.take(n_single)]
-            r = load_run(srv, "single", bodies, 1, "application/json",
-                         args.single_concurrency, 300)
+            r = load_run(srv, "single", bodies, 1, "application/json", args.single_concurrency, 300)
             single_runs.append(r)
-            print(f"  single run {i + 1}/{runs}: {r.requests_per_s:,.0f} req/s, "
-                  f"p50 {r.p50_ms:.1f} ms, p99 {r.p99_ms:.1f} ms, errors {r.errors}, "
-                  f"fold catch-up {r.fold_catchup_s:.2f} s", flush=True)
+            print(
+                f"  single run {i + 1}/{runs}: {r.requests_per_s:,.0f} req/s, "
+                f"p50 {r.p50_ms:.1f} ms, p99 {r.p99_ms:.1f} ms, errors {r.errors}, "
+                f"fold catch-up {r.fold_catchup_s:.2f} s",
+                flush=True,
+            )
         for i in range(runs):
             bodies = [ndjson(gen.take(args.batch_size)) for _ in range(n_batches)]
-            r = load_run(srv, "batch", bodies, args.batch_size, "application/x-ndjson",
-                         args.batch_concurrency, 600)
+            r = load_run(
+                srv,
+                "batch",
+                bodies,
+                args.batch_size,
+                "application/x-ndjson",
+                args.batch_concurrency,
+                600,
+            )
             batch_runs.append(r)
-            print(f"  batch run {i + 1}/{runs}: {r.alerts_per_s:,.0f} alerts/s, "
-                  f"p50 {r.p50_ms:.0f} ms, p99 {r.p99_ms:.0f} ms per batch, errors {r.errors}, "
-                  f"fold catch-up {r.fold_catchup_s:.2f} s", flush=True)
+            print(
+                f"  batch run {i + 1}/{runs}: {r.alerts_per_s:,.0f} alerts/s, "
+                f"p50 {r.p50_ms:.0f} ms, p99 {r.p99_ms:.0f} ms per batch, errors {r.errors}, "
+                f"fold catch-up {r.fold_catchup_s:.2f} s",
+                flush=True,
+            )
 
         hwm_mb = proc_status_kb(pid, "VmHWM") / 1024
         rss_mb = proc_status_kb(pid, "VmRSS") / 1024
-        cases = httpx.get(srv.url + "/api/v1/cases", params={"limit": 1}, headers=srv.headers(),
-                          timeout=30)
+        cases = httpx.get(
+            srv.url + "/api/v1/cases", params={"limit": 1}, headers=srv.headers(), timeout=30
+        )
         cases.raise_for_status()
     finally:
         srv.stop()
@@ -294,42 +347,62 @@ def main(argv: list[str] | None = None) -> int:
 
     s, b = median_of(single_runs), median_of(batch_runs)
     targets = {
-        "batch_alerts_per_s": {"target": f">= {TARGET_BATCH_ALERTS_PER_S:,.0f}",
-                               "measured": b["alerts_per_s"],
-                               "pass": b["alerts_per_s"] >= TARGET_BATCH_ALERTS_PER_S
-                               and b["errors"] == 0},
-        "single_requests_per_s": {"target": f">= {TARGET_SINGLE_REQ_PER_S:,.0f}",
-                                  "measured": s["requests_per_s"],
-                                  "pass": s["requests_per_s"] >= TARGET_SINGLE_REQ_PER_S
-                                  and s["errors"] == 0},
-        "single_p99_ms": {"target": f"<= {TARGET_SINGLE_P99_MS:.0f}", "measured": s["p99_ms"],
-                          "pass": s["p99_ms"] <= TARGET_SINGLE_P99_MS},
-        "peak_rss_mb": {"target": f"<= {TARGET_PEAK_RSS_MB:.0f}", "measured": hwm_mb,
-                        "pass": hwm_mb <= TARGET_PEAK_RSS_MB},
+        "batch_alerts_per_s": {
+            "target": f">= {TARGET_BATCH_ALERTS_PER_S:,.0f}",
+            "measured": b["alerts_per_s"],
+            "pass": b["alerts_per_s"] >= TARGET_BATCH_ALERTS_PER_S and b["errors"] == 0,
+        },
+        "single_requests_per_s": {
+            "target": f">= {TARGET_SINGLE_REQ_PER_S:,.0f}",
+            "measured": s["requests_per_s"],
+            "pass": s["requests_per_s"] >= TARGET_SINGLE_REQ_PER_S and s["errors"] == 0,
+        },
+        "single_p99_ms": {
+            "target": f"<= {TARGET_SINGLE_P99_MS:.0f}",
+            "measured": s["p99_ms"],
+            "pass": s["p99_ms"] <= TARGET_SINGLE_P99_MS,
+        },
+        "peak_rss_mb": {
+            "target": f"<= {TARGET_PEAK_RSS_MB:.0f}",
+            "measured": hwm_mb,
+            "pass": hwm_mb <= TARGET_PEAK_RSS_MB,
+        },
     }
 
     print()
-    print(f"casefold intake benchmark  ({'quick' if args.quick else 'full'}; median of {runs} "
-          f"run(s); {os.cpu_count()} CPUs; commit {git_commit()})")
-    print(f"{'scenario':<34}{'alerts/s':>10}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}"
-          f"{'srv CPU':>9}{'cli CPU':>9}{'errors':>8}")
-    for label, m, runs_ in (
-        (f"single x{n_single}, {args.single_concurrency} conns", s, single_runs),
-        (f"ndjson {n_batches}x{args.batch_size}, {args.batch_concurrency} conns", b, batch_runs),
+    print(
+        f"casefold intake benchmark  ({'quick' if args.quick else 'full'}; median of {runs} "
+        f"run(s); {os.cpu_count()} CPUs; commit {git_commit()})"
+    )
+    print(
+        f"{'scenario':<34}{'alerts/s':>10}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}"
+        f"{'srv CPU':>9}{'cli CPU':>9}{'errors':>8}"
+    )
+    for label, m in (
+        (f"single x{n_single}, {args.single_concurrency} conns", s),
+        (f"ndjson {n_batches}x{args.batch_size}, {args.batch_concurrency} conns", b),
     ):
-        print(f"{label:<34}{fmt(m['alerts_per_s'], 0):>10}{fmt(m['requests_per_s'], 0):>9}"
-              f"{fmt(m['p50_ms']):>9}{fmt(m['p99_ms']):>9}{fmt(m['max_ms']):>9}"
-              f"{fmt(m['server_cpu_pct'], 0) + '%':>9}{fmt(m['client_cpu_pct'], 0) + '%':>9}"
-              f"{int(m['errors']):>8}")
+        print(
+            f"{label:<34}{fmt(m['alerts_per_s'], 0):>10}{fmt(m['requests_per_s'], 0):>9}"
+            f"{fmt(m['p50_ms']):>9}{fmt(m['p99_ms']):>9}{fmt(m['max_ms']):>9}"
+            f"{fmt(m['server_cpu_pct'], 0) + '%':>9}{fmt(m['client_cpu_pct'], 0) + '%':>9}"
+            f"{int(m['errors']):>8}"
+        )
     print()
-    print(f"{'folding after load':<34}{'pending at end':>15}{'catch-up s':>12}"
-          f"{'backlog/s':>11}{'end-to-end alerts/s':>21}")
+    print(
+        f"{'folding after load':<34}{'pending at end':>15}{'catch-up s':>12}"
+        f"{'backlog/s':>11}{'end-to-end alerts/s':>21}"
+    )
     for label, m in (("single", s), ("ndjson", b)):
-        print(f"{label:<34}{fmt(m['pending_at_end'], 0):>15}{fmt(m['fold_catchup_s'], 2):>12}"
-              f"{fmt(m['fold_backlog_per_s'], 0):>11}{fmt(m['fold_alerts_per_s'], 0):>21}")
+        print(
+            f"{label:<34}{fmt(m['pending_at_end'], 0):>15}{fmt(m['fold_catchup_s'], 2):>12}"
+            f"{fmt(m['fold_backlog_per_s'], 0):>11}{fmt(m['fold_alerts_per_s'], 0):>21}"
+        )
     print()
-    print(f"server peak RSS (VmHWM) {hwm_mb:.1f} MB, RSS at end {rss_mb:.1f} MB, "
-          f"database {db_mb:.1f} MB, {gen.count:,} alerts generated")
+    print(
+        f"server peak RSS (VmHWM) {hwm_mb:.1f} MB, RSS at end {rss_mb:.1f} MB, "
+        f"database {db_mb:.1f} MB, {gen.count:,} alerts generated"
+    )
     print()
     print(f"{'target':<26}{'wanted':>10}{'measured':>12}  result")
     for name, t in targets.items():
@@ -340,22 +413,35 @@ def main(argv: list[str] | None = None) -> int:
         "mode": "quick" if args.quick else "full",
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "commit": git_commit(),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform()},
-        "config": {"runs": runs, "single_alerts": n_single,
-                   "single_concurrency": args.single_concurrency,
-                   "batch_size": args.batch_size, "batches": n_batches,
-                   "batch_concurrency": args.batch_concurrency, "seed": args.seed},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "config": {
+            "runs": runs,
+            "single_alerts": n_single,
+            "single_concurrency": args.single_concurrency,
+            "batch_size": args.batch_size,
+            "batches": n_batches,
+            "batch_concurrency": args.batch_concurrency,
+            "seed": args.seed,
+        },
         "single": {"median": s, "runs": [asdict(r) for r in single_runs]},
         "batch": {"median": b, "runs": [asdict(r) for r in batch_runs]},
-        "server": {"peak_rss_mb": hwm_mb, "rss_end_mb": rss_mb, "database_mb": db_mb,
-                   "alerts_stored": gen.count},
+        "server": {
+            "peak_rss_mb": hwm_mb,
+            "rss_end_mb": rss_mb,
+            "database_mb": db_mb,
+            "alerts_stored": gen.count,
+        },
         "targets": targets,
         "pass": all(t["pass"] for t in targets.values()),
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
-    print(f"\nwrote {args.output.relative_to(REPO) if args.output.is_relative_to(REPO) else args.output}")
+    shown = args.output.relative_to(REPO) if args.output.is_relative_to(REPO) else args.output
+    print(f"\nwrote {shown}")
     return 0 if report["pass"] else 1
 
 

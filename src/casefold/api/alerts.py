@@ -45,9 +45,10 @@ async def ingest(request: Request, parse: SourceParser) -> Response:
     ctype = request.headers.get("content-type")
 
     def work() -> Any:
-        return prepare(parse_body(body, ctype), parse)
+        parsed = parse_body(body, ctype)
+        return parsed.single, prepare(parsed, parse)
 
-    prepared = work() if len(body) <= _INLINE_PARSE_BYTES else await run_in_threadpool(work)
+    single, prepared = work() if len(body) <= _INLINE_PARSE_BYTES else await run_in_threadpool(work)
     receipts = (
         await asyncio.wrap_future(runtime.writer.submit(prepared.store)) if prepared.rows else []
     )
@@ -56,7 +57,8 @@ async def ingest(request: Request, parse: SourceParser) -> Response:
         runtime.folding.wake()
     body_out = result.to_dict()
     if not prepared.rows:
-        first = result.results[0]["error"] if result.results else {"message": "no alert"}
+        # Nothing usable: 422 naming the first problem; a batch also lists every item's error.
+        first = result.results[0]["error"]
         return error_response(
             422,
             "invalid_alert",
@@ -64,7 +66,7 @@ async def ingest(request: Request, parse: SourceParser) -> Response:
             field=first.get("field"),
             line=first.get("line"),
             column=first.get("column"),
-            **({} if len(result.results) == 1 else {"results": result.results}),
+            **({} if single else {"results": result.results}),
         )
     return json_response(body_out, 202)
 
