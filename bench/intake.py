@@ -12,8 +12,9 @@ background, during the load too) needed to catch up. Each figure is the median o
 Prints a table with PASS/FAIL against the targets and writes bench/results/intake.json.
 
 The machine has few cores and the client competes with the server, so the client is kept light:
-bodies are orjson-encoded before the clock starts, one asyncio loop drives all connections, and
-the client's own CPU time is reported next to the server's.
+bodies are orjson-encoded before the clock starts, one asyncio loop drives all connections over a
+minimal raw HTTP/1.1 keep-alive client (httpx costs ~2 ms of client CPU per request), and the
+client's own CPU time is reported next to the server's.
 """
 
 from __future__ import annotations
@@ -101,34 +102,107 @@ class RunResult:
     notes: list[str] = field(default_factory=list)
 
 
+class RawConnection:
+    """A minimal HTTP/1.1 keep-alive client connection: a fraction of httpx's CPU per request.
+
+    The bench client shares two cores with the server; with httpx, one asyncio client needs
+    about 2 ms of CPU per request, enough to make the client the bottleneck for single alerts.
+    """
+
+    def __init__(self, host: str, port: int, token: str) -> None:
+        self.host, self.port = host, port
+        self.prefix = (
+            f"POST {INTAKE} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {token}\r\n"
+        ).encode()
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def connect(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            try:
+                await self.writer.wait_closed()
+            except OSError:
+                pass
+        self.reader = self.writer = None
+
+    async def post(self, body: bytes, content_type: str) -> tuple[int, bytes]:
+        if self.writer is None:
+            await self.connect()
+        assert self.reader is not None and self.writer is not None
+        head = f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
+        self.writer.write(self.prefix + head.encode() + body)
+        raw = await self.reader.readuntil(b"\r\n\r\n")
+        lines = raw.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        headers = {}
+        for line in lines[1:]:
+            if ":" in line:
+                k, v = line.split(":", 1)
+                headers[k.strip().lower()] = v.strip()
+        if "content-length" in headers:
+            payload = await self.reader.readexactly(int(headers["content-length"]))
+        elif headers.get("transfer-encoding", "").lower() == "chunked":
+            parts = []
+            while True:
+                size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
+                chunk = await self.reader.readexactly(size + 2)
+                if size == 0:
+                    break
+                parts.append(chunk[:-2])
+            payload = b"".join(parts)
+        else:
+            raise ConnectionError("response without a length")
+        if headers.get("connection", "").lower() == "close":
+            await self.close()
+        return status, payload
+
+
 async def post_all(
-    client: httpx.AsyncClient,
+    srv: ServerProcess,
     bodies: list[bytes],
     per_body: int,
     content_type: str,
     concurrency: int,
+    rate: float | None = None,
 ) -> tuple[float, list[float], int, int]:
-    """POST every body, `concurrency` at a time. Returns (seconds, latencies, errors, max id)."""
+    """POST every body, `concurrency` at a time. Returns (seconds, latencies, errors, max id).
+
+    With `rate`, the load is open-loop: request i is due at start + i/rate whatever happened to
+    the previous ones, and its latency counts from when it was due (so a stall is charged to
+    every request it delayed, not hidden by the client slowing down: no coordinated omission).
+    """
     latencies: list[float] = []
     errors = 0
     max_id = 0
-    headers = {"content-type": content_type}
     queue = iter(range(len(bodies)))
+    conns = [RawConnection("127.0.0.1", srv.port, srv.token) for _ in range(concurrency)]
+    await asyncio.gather(*(c.connect() for c in conns))  # connected before the clock starts
 
-    async def worker() -> None:
+    async def worker(conn: RawConnection) -> None:
         nonlocal errors, max_id
         for i in queue:
-            t0 = time.perf_counter()
+            if rate is None:
+                t0 = time.perf_counter()
+            else:
+                t0 = start + i / rate
+                delay = t0 - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
             try:
-                r = await client.post(INTAKE, content=bodies[i], headers=headers)
-            except httpx.HTTPError:
+                status, payload = await conn.post(bodies[i], content_type)
+            except (OSError, asyncio.IncompleteReadError, ValueError):
                 errors += 1
+                await conn.close()
                 continue
             latencies.append(time.perf_counter() - t0)
-            if r.status_code != 202:
+            if status != 202:
                 errors += 1
                 continue
-            doc = orjson.loads(r.content)
+            doc = orjson.loads(payload)
             if doc["accepted"] != per_body:
                 errors += 1
             last = doc["results"][-1].get("id") or 0
@@ -136,8 +210,10 @@ async def post_all(
                 max_id = last
 
     start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return time.perf_counter() - start, latencies, errors, max_id
+    await asyncio.gather(*(worker(c) for c in conns))
+    seconds = time.perf_counter() - start
+    await asyncio.gather(*(c.close() for c in conns))
+    return seconds, latencies, errors, max_id
 
 
 def min_pending_id(srv: ServerProcess) -> int | None:
@@ -170,17 +246,12 @@ def load_run(
     content_type: str,
     concurrency: int,
     fold_timeout: float,
+    rate: float | None = None,
 ) -> RunResult:
     pid = srv.proc.pid  # type: ignore[union-attr]
 
     async def go() -> tuple[float, list[float], int, int]:
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        async with httpx.AsyncClient(
-            base_url=srv.url, headers=srv.headers(), limits=limits, timeout=httpx.Timeout(60.0)
-        ) as client:
-            # Open the keep-alive connections before the clock starts.
-            await asyncio.gather(*(client.get("/healthz") for _ in range(concurrency)))
-            return await post_all(client, bodies, per_body, content_type, concurrency)
+        return await post_all(srv, bodies, per_body, content_type, concurrency, rate)
 
     cpu_srv0, cpu_cli0 = proc_cpu_seconds(pid), time.process_time()
     seconds, lat, errors, max_id = asyncio.run(go())
@@ -267,7 +338,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="fewer and smaller runs (a smoke test)")
     ap.add_argument("--runs", type=int, help="runs per scenario (default 3, quick 1)")
     ap.add_argument("--single", type=int, help="alerts per single-alert run (default 3000)")
-    ap.add_argument("--single-concurrency", type=int, default=8)
+    ap.add_argument(
+        "--single-concurrency",
+        type=int,
+        default=8,
+        help="connections for the closed-loop (maximum throughput) single run",
+    )
+    ap.add_argument(
+        "--single-rate",
+        type=float,
+        default=TARGET_SINGLE_REQ_PER_S,
+        help="offered load of the open-loop single run, requests/s",
+    )
     ap.add_argument("--batch-size", type=int, default=1000)
     ap.add_argument("--batches", type=int, help="batches per batch run (default 20)")
     ap.add_argument("--batch-concurrency", type=int, default=2)
@@ -281,11 +363,15 @@ def main(argv: list[str] | None = None) -> int:
 
     gen = AlertGenerator(seed=args.seed)
     tmp = Path(tempfile.mkdtemp(prefix="casefold-bench-"))
-    srv = ServerProcess(tmp / "data")
+    # CASEFOLD_* settings in the environment reach the server (to compare configurations).
+    srv = ServerProcess(
+        tmp / "data", env={k: v for k, v in os.environ.items() if k.startswith("CASEFOLD_")}
+    )
     print(f"starting casefold serve (data dir {srv.data_dir}) ...", flush=True)
     srv.start()
     pid = srv.proc.pid  # type: ignore[union-attr]
     single_runs: list[RunResult] = []
+    rate_runs: list[RunResult] = []
     batch_runs: list[RunResult] = []
     try:
         # Warm-up: imports, SQLite pages, first cases; not measured.
@@ -309,6 +395,18 @@ def main(argv: list[str] | None = None) -> int:
                 f"  single run {i + 1}/{runs}: {r.requests_per_s:,.0f} req/s, "
                 f"p50 {r.p50_ms:.1f} ms, p99 {r.p99_ms:.1f} ms, errors {r.errors}, "
                 f"fold catch-up {r.fold_catchup_s:.2f} s",
+                flush=True,
+            )
+        for i in range(runs):
+            bodies = [encode(a) for a in gen.take(n_single)]
+            r = load_run(
+                srv, "single-rate", bodies, 1, "application/json", 32, 300, rate=args.single_rate
+            )
+            rate_runs.append(r)
+            print(
+                f"  open-loop run {i + 1}/{runs} at {args.single_rate:,.0f}/s: "
+                f"{r.requests_per_s:,.0f} req/s, p50 {r.p50_ms:.1f} ms, p99 {r.p99_ms:.1f} ms, "
+                f"errors {r.errors}",
                 flush=True,
             )
         for i in range(runs):
@@ -345,22 +443,24 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"kept {tmp} (server log {srv.log_path.name})")
 
-    s, b = median_of(single_runs), median_of(batch_runs)
+    s, o, b = median_of(single_runs), median_of(rate_runs), median_of(batch_runs)
     targets = {
         "batch_alerts_per_s": {
             "target": f">= {TARGET_BATCH_ALERTS_PER_S:,.0f}",
             "measured": b["alerts_per_s"],
             "pass": b["alerts_per_s"] >= TARGET_BATCH_ALERTS_PER_S and b["errors"] == 0,
         },
+        # Sustained 500 single-alert requests/s (open loop; 1% slack for the run's edges)...
         "single_requests_per_s": {
             "target": f">= {TARGET_SINGLE_REQ_PER_S:,.0f}",
-            "measured": s["requests_per_s"],
-            "pass": s["requests_per_s"] >= TARGET_SINGLE_REQ_PER_S and s["errors"] == 0,
+            "measured": o["requests_per_s"],
+            "pass": o["requests_per_s"] >= 0.99 * TARGET_SINGLE_REQ_PER_S and o["errors"] == 0,
         },
+        # ... with every acknowledgement at p99 within 25 ms of when it was due.
         "single_p99_ms": {
             "target": f"<= {TARGET_SINGLE_P99_MS:.0f}",
-            "measured": s["p99_ms"],
-            "pass": s["p99_ms"] <= TARGET_SINGLE_P99_MS,
+            "measured": o["p99_ms"],
+            "pass": o["p99_ms"] <= TARGET_SINGLE_P99_MS,
         },
         "peak_rss_mb": {
             "target": f"<= {TARGET_PEAK_RSS_MB:.0f}",
@@ -379,7 +479,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{'srv CPU':>9}{'cli CPU':>9}{'errors':>8}"
     )
     for label, m in (
-        (f"single x{n_single}, {args.single_concurrency} conns", s),
+        (f"single x{n_single}, {args.single_concurrency} conns (max)", s),
+        (f"single x{n_single}, open loop {args.single_rate:,.0f}/s", o),
         (f"ndjson {n_batches}x{args.batch_size}, {args.batch_concurrency} conns", b),
     ):
         print(
@@ -393,7 +494,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{'folding after load':<34}{'pending at end':>15}{'catch-up s':>12}"
         f"{'backlog/s':>11}{'end-to-end alerts/s':>21}"
     )
-    for label, m in (("single", s), ("ndjson", b)):
+    for label, m in (("single (max)", s), ("single (open loop)", o), ("ndjson", b)):
         print(
             f"{label:<34}{fmt(m['pending_at_end'], 0):>15}{fmt(m['fold_catchup_s'], 2):>12}"
             f"{fmt(m['fold_backlog_per_s'], 0):>11}{fmt(m['fold_alerts_per_s'], 0):>21}"
@@ -428,6 +529,11 @@ def main(argv: list[str] | None = None) -> int:
             "seed": args.seed,
         },
         "single": {"median": s, "runs": [asdict(r) for r in single_runs]},
+        "single_open_loop": {
+            "median": o,
+            "rate": args.single_rate,
+            "runs": [asdict(r) for r in rate_runs],
+        },
         "batch": {"median": b, "runs": [asdict(r) for r in batch_runs]},
         "server": {
             "peak_rss_mb": hwm_mb,

@@ -20,6 +20,7 @@ from casefold.errors import ConfigError
 from casefold.folding.apply import Folder
 from casefold.folding.rules import load_rules
 from casefold.folding.worker import FoldingWorker
+from casefold.intake.sink import AlertSink
 from casefold.store.db import make_engine, migrate
 from casefold.store.writer import Writer
 
@@ -34,6 +35,7 @@ class Runtime:
         self.rules = load_rules(settings.folding_rules)
         self.engine: Engine = make_engine(settings)
         self.writer = Writer(self.engine)
+        self.sink = AlertSink(self.writer)
         self.folder = Folder(self.rules, batch_size=settings.fold_batch_size)
         self.folding = FoldingWorker(self.writer, self.folder)
         self.tokens = TokenVerifier(self.engine, settings.token_cache_seconds)

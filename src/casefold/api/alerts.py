@@ -50,7 +50,7 @@ async def ingest(request: Request, parse: SourceParser) -> Response:
 
     single, prepared = work() if len(body) <= _INLINE_PARSE_BYTES else await run_in_threadpool(work)
     receipts = (
-        await asyncio.wrap_future(runtime.writer.submit(prepared.store)) if prepared.rows else []
+        await asyncio.wrap_future(runtime.sink.submit(prepared.rows)) if prepared.rows else []
     )
     result = prepared.finish(receipts)
     if result.accepted:

@@ -14,9 +14,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, select, tuple_, update
+from sqlalchemy import case as sql_case
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
 
 from casefold.cases import service, timeline
 from casefold.cases.model import higher_severity, severity_for_level
@@ -41,6 +42,7 @@ class _OpenCase:
     first_seen: datetime
     last_seen: datetime
     severity: str
+    stored_severity: str
     dirty: bool = False
     observables: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
 
@@ -123,9 +125,18 @@ class Folder:
         for _, alert, decision in decided:
             if decision is not None:
                 firsts.setdefault((decision.rule.name, decision.key), (decision, alert))
-        for slot in sorted(firsts):
+        ordered = sorted(firsts)
+        open_cases.update(self._load_open_many(conn, ordered))
+        to_open: list[tuple[FoldDecision, NormalizedAlert]] = []
+        for slot in ordered:
             decision, alert = firsts[slot]
-            self._case_for(conn, open_cases, decision, alert, now)
+            case = open_cases.get(slot)
+            if case is not None and not self._accepts(decision.rule, case, alert):
+                self._close_slot(conn, case, decision.rule, open_cases, slot, now)
+                case = None
+            if case is None:
+                to_open.append((decision, alert))
+        self._open_many(conn, to_open, open_cases, now)
         for alert_id, alert, decision in decided:
             if decision is None:
                 alert_updates.append(
@@ -195,49 +206,59 @@ class Folder:
         alert: NormalizedAlert,
         now: datetime,
     ) -> _OpenCase:
-        """The case this alert folds into: the slot's open case if it accepts it, else a new one."""
+        """The case this alert folds into: its slot's case if it accepts it, else a new one."""
         slot = (decision.rule.name, decision.key)
-        case = open_cases.get(slot)
-        if case is None:
-            case = self._load_open(conn, slot)
-        if case is not None and not self._accepts(decision.rule, case, alert):
-            self._close_slot(conn, case, decision.rule, open_cases, slot, now)
-            case = None
-        if case is not None:
-            open_cases[slot] = case
+        case = open_cases[slot]  # every slot of the batch was taken before folding started
+        if self._accepts(decision.rule, case, alert):
             return case
-        try:
-            with conn.begin_nested():
-                case_id = service.open_case(
-                    conn,
-                    summary=render_summary(decision.rule, decision.key, alert),
-                    description=_description(decision, alert),
-                    severity=severity_for_level(alert.level),
-                    tags=[*decision.rule.tags, *alert.mitre_ids],
-                    source=alert.source,
-                    fold_rule=decision.rule.name,
-                    fold_key=decision.key,
+        # Full, or the window passed in the middle of this batch: the rest go to a new case.
+        self._close_slot(conn, case, decision.rule, open_cases, slot, now)
+        self._open_many(conn, [(decision, alert)], open_cases, now)
+        return open_cases[slot]
+
+    def _open_many(
+        self,
+        conn: Connection,
+        wanted: list[tuple[FoldDecision, NormalizedAlert]],
+        open_cases: dict[tuple[str, str], _OpenCase],
+        now: datetime,
+    ) -> None:
+        """Open a case for each slot, in slot order; a slot opened by another worker is joined."""
+        if not wanted:
+            return
+        specs = [
+            {
+                "summary": render_summary(decision.rule, decision.key, alert),
+                "description": _description(decision, alert),
+                "severity": severity_for_level(alert.level),
+                "tags": [*decision.rule.tags, *alert.mitre_ids],
+                "source": alert.source,
+                "fold_rule": decision.rule.name,
+                "fold_key": decision.key,
+                "first_seen": alert.time_utc,
+            }
+            for decision, alert in wanted
+        ]
+        opened = service.open_fold_cases(conn, specs, at=now)
+        lost = [(d.rule.name, d.key) for d, _ in wanted if (d.rule.name, d.key) not in opened]
+        if lost:
+            found = self._load_open_many(conn, lost)
+            if len(found) != len(lost):
+                raise RuntimeError("a fold slot was taken but its case is not visible; retrying")
+            open_cases.update(found)
+        for decision, alert in wanted:
+            slot = (decision.rule.name, decision.key)
+            if slot in opened:
+                severity = severity_for_level(alert.level)
+                open_cases[slot] = _OpenCase(
+                    id=opened[slot],
+                    alert_count=0,
                     first_seen=alert.time_utc,
-                    detail={"rule": decision.rule.name, "key": decision.key},
-                    at=now,
+                    last_seen=alert.time_utc,
+                    severity=severity,
+                    stored_severity=severity,
+                    dirty=True,
                 )
-        except IntegrityError:
-            # Another worker opened the case for this slot first: join it.
-            case = self._load_open(conn, slot)
-            if case is None:
-                raise
-            open_cases[slot] = case
-            return case
-        case = _OpenCase(
-            id=case_id,
-            alert_count=0,
-            first_seen=alert.time_utc,
-            last_seen=alert.time_utc,
-            severity=severity_for_level(alert.level),
-            dirty=True,
-        )
-        open_cases[slot] = case
-        return case
 
     @staticmethod
     def _accepts(rule: FoldRule, case: _OpenCase, alert: NormalizedAlert) -> bool:
@@ -248,29 +269,42 @@ class Folder:
         return alert.time_utc - case.last_seen <= rule.window
 
     @staticmethod
-    def _load_open(conn: Connection, slot: tuple[str, str]) -> _OpenCase | None:
-        stmt = select(
-            cases.c.id,
-            cases.c.alert_count,
-            cases.c.first_seen,
-            cases.c.last_seen,
-            cases.c.severity,
-            cases.c.created_at,
-        ).where(cases.c.fold_rule == slot[0], cases.c.fold_key == slot[1], cases.c.fold_open)
-        if conn.dialect.name == "postgresql":
-            # Several workers may fold into one case: the row lock serialises their counters.
-            stmt = stmt.with_for_update()
-        row = conn.execute(stmt).first()
-        if row is None:
-            return None
-        first = _as_utc(row.first_seen or row.created_at)
-        return _OpenCase(
-            id=row.id,
-            alert_count=row.alert_count,
-            first_seen=first,
-            last_seen=_as_utc(row.last_seen or first),
-            severity=row.severity,
-        )
+    def _load_open_many(
+        conn: Connection, slots: list[tuple[str, str]]
+    ) -> dict[tuple[str, str], _OpenCase]:
+        """The open cases of these slots, in one query (locked, in slot order, on PostgreSQL)."""
+        found: dict[tuple[str, str], _OpenCase] = {}
+        for i in range(0, len(slots), 200):
+            chunk = slots[i : i + 200]
+            stmt = (
+                select(
+                    cases.c.id,
+                    cases.c.fold_rule,
+                    cases.c.fold_key,
+                    cases.c.alert_count,
+                    cases.c.first_seen,
+                    cases.c.last_seen,
+                    cases.c.severity,
+                    cases.c.created_at,
+                )
+                .where(cases.c.fold_open, tuple_(cases.c.fold_rule, cases.c.fold_key).in_(chunk))
+                .order_by(cases.c.fold_rule, cases.c.fold_key)
+            )
+            if conn.dialect.name == "postgresql":
+                # Several workers may fold into one case: the row lock serialises their counters,
+                # and taking the locks in slot order keeps two workers from deadlocking.
+                stmt = stmt.with_for_update()
+            for row in conn.execute(stmt):
+                first = _as_utc(row.first_seen or row.created_at)
+                found[(row.fold_rule, row.fold_key)] = _OpenCase(
+                    id=row.id,
+                    alert_count=row.alert_count,
+                    first_seen=first,
+                    last_seen=_as_utc(row.last_seen or first),
+                    severity=row.severity,
+                    stored_severity=row.severity,
+                )
+        return found
 
     def _close_slot(
         self,
@@ -325,94 +359,93 @@ class Folder:
     def _flush(
         conn: Connection, open_cases: dict[tuple[str, str], _OpenCase], now: datetime
     ) -> None:
-        for case in open_cases.values():
-            if not case.dirty:
-                continue
-            old = conn.execute(select(cases.c.severity).where(cases.c.id == case.id)).scalar_one()
-            values: dict[str, Any] = {
-                "alert_count": case.alert_count,
-                "first_seen": case.first_seen,
-                "last_seen": case.last_seen,
-                "updated_at": now,
-            }
-            new_sev = higher_severity(old, case.severity)
-            if new_sev != old:
-                values["severity"] = new_sev
-                timeline.record(
-                    conn,
-                    [
-                        timeline.event_row(
-                            case.id,
-                            "severity_changed",
-                            field="severity",
-                            old=old,
-                            new=new_sev,
-                            detail={"reason": "raised by a joining alert"},
-                            at=now,
-                        )
-                    ],
+        """Write the counters, severities and observables of every touched case in bulk."""
+        dirty = [c for c in open_cases.values() if c.dirty]
+        if not dirty:
+            return
+        events = []
+        rows = []
+        for case in dirty:
+            # The stored severity was read under this transaction's lock, so comparing with it
+            # (not re-reading) is safe, and an analyst's higher severity is never lowered.
+            new_sev = higher_severity(case.stored_severity, case.severity)
+            if new_sev != case.stored_severity:
+                events.append(
+                    timeline.event_row(
+                        case.id,
+                        "severity_changed",
+                        field="severity",
+                        old=case.stored_severity,
+                        new=new_sev,
+                        detail={"reason": "raised by a joining alert"},
+                        at=now,
+                    )
                 )
-            conn.execute(update(cases).where(cases.c.id == case.id).values(**values))
-            _upsert_observables(conn, case)
+                case.stored_severity = new_sev
+            case.severity = new_sev
+            rows.append(
+                {
+                    "c_id": case.id,
+                    "c_count": case.alert_count,
+                    "c_first": case.first_seen,
+                    "c_last": case.last_seen,
+                    "c_sev": new_sev,
+                    "c_now": now,
+                }
+            )
+        conn.execute(
+            update(cases)
+            .where(cases.c.id == bindparam("c_id"))
+            .values(
+                alert_count=bindparam("c_count"),
+                first_seen=bindparam("c_first"),
+                last_seen=bindparam("c_last"),
+                severity=bindparam("c_sev"),
+                updated_at=bindparam("c_now"),
+            ),
+            rows,
+        )
+        timeline.record(conn, events)
+        _upsert_observables(conn, dirty)
+        for case in dirty:
             case.dirty = False
             case.observables.clear()
 
 
-def _upsert_observables(conn: Connection, case: _OpenCase) -> None:
-    if not case.observables:
+def _upsert_observables(conn: Connection, touched: list[_OpenCase]) -> None:
+    """One INSERT … ON CONFLICT DO UPDATE for all new sightings: no read of what is stored."""
+    rows = [
+        {
+            "case_id": case.id,
+            "type": otype,
+            "value": value,
+            "kind": obs.kind,
+            "public": obs.public,
+            "first_seen": first,
+            "last_seen": last,
+            "alert_count": count,
+        }
+        for case in touched
+        for (otype, value), (obs, first, last, count) in case.observables.items()
+    ]
+    if not rows:
         return
-    existing = {
-        (r.type, r.value): r
-        for r in conn.execute(
-            select(
-                case_observables.c.id,
-                case_observables.c.type,
-                case_observables.c.value,
-                case_observables.c.first_seen,
-                case_observables.c.last_seen,
-                case_observables.c.alert_count,
-            ).where(case_observables.c.case_id == case.id)
-        )
-    }
-    new_rows: list[dict[str, Any]] = []
-    upd_rows: list[dict[str, Any]] = []
-    for (otype, value), (obs, first, last, count) in case.observables.items():
-        prev = existing.get((otype, value))
-        if prev is None:
-            new_rows.append(
-                {
-                    "case_id": case.id,
-                    "type": otype,
-                    "value": value,
-                    "kind": obs.kind,
-                    "public": obs.public,
-                    "first_seen": first,
-                    "last_seen": last,
-                    "alert_count": count,
-                }
-            )
-        else:
-            upd_rows.append(
-                {
-                    "o_id": prev.id,
-                    "o_first": min(_as_utc(prev.first_seen), first),
-                    "o_last": max(_as_utc(prev.last_seen), last),
-                    "o_count": prev.alert_count + count,
-                }
-            )
-    if new_rows:
-        conn.execute(insert(case_observables), new_rows)
-    if upd_rows:
-        conn.execute(
-            update(case_observables)
-            .where(case_observables.c.id == bindparam("o_id"))
-            .values(
-                first_seen=bindparam("o_first"),
-                last_seen=bindparam("o_last"),
-                alert_count=bindparam("o_count"),
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    stmt = dialect_insert(case_observables)
+    col, new = case_observables.c, stmt.excluded
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[col.case_id, col.type, col.value],
+        set_={
+            "alert_count": col.alert_count + new.alert_count,
+            "first_seen": sql_case(
+                (new.first_seen < col.first_seen, new.first_seen), else_=col.first_seen
             ),
-            upd_rows,
-        )
+            "last_seen": sql_case(
+                (new.last_seen > col.last_seen, new.last_seen), else_=col.last_seen
+            ),
+        },
+    )
+    conn.execute(stmt, rows)
 
 
 def _description(decision: FoldDecision, alert: NormalizedAlert) -> str:

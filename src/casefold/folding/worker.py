@@ -12,10 +12,14 @@ log = logging.getLogger("casefold.folding")
 
 
 class FoldingWorker:
-    def __init__(self, writer: Writer, folder: Folder, *, idle_poll: float = 1.0) -> None:
+    def __init__(
+        self, writer: Writer, folder: Folder, *, idle_poll: float = 1.0, coalesce: float = 0.2
+    ) -> None:
         self._writer = writer
         self._folder = folder
         self._idle_poll = idle_poll
+        # After a wake-up, wait this long so one pass folds many alerts, not one per request.
+        self._coalesce = coalesce
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="casefold-folding", daemon=True)
@@ -38,18 +42,21 @@ class FoldingWorker:
         """Fold until nothing is pending; returns how many alerts were folded (used by the CLI)."""
         total = 0
         while True:
-            res: FoldResult = self._writer.run(self._folder.fold_pending)
+            res: FoldResult = self._writer.run(self._folder.fold_pending, background=True)
             total += res.alerts
             if res.alerts < self._folder.batch_size:
                 return total
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(self._idle_poll)
+            if self._wake.wait(self._idle_poll):
+                self._stop.wait(self._coalesce)
             self._wake.clear()
             try:
                 while not self._stop.is_set():
-                    res: FoldResult = self._writer.run(self._folder.fold_pending)
+                    res: FoldResult = self._writer.run(
+                        self._folder.fold_pending, background=True, timeout=None
+                    )
                     self.folded += res.alerts
                     if res.alerts < self._folder.batch_size:
                         break

@@ -6,7 +6,7 @@ verbatim beside it by the store, so nothing a source drops is lost.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -56,7 +56,32 @@ class NormalizedAlert:
         return f"{self.source}|{self.node}|{self.source_id}"
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready view (times as ISO 8601 strings)."""
-        d = asdict(self)
-        d["time_utc"] = self.time_utc.isoformat().replace("+00:00", "Z")
-        return d
+        """JSON-ready view (times as ISO 8601 strings).
+
+        Written out by hand: `dataclasses.asdict` deep-copies recursively and showed up as a tenth
+        of intake CPU in profiles.
+        """
+        return {
+            "source": self.source,
+            "source_id": self.source_id,
+            "node": self.node,
+            "time_original": self.time_original,
+            "time_utc": self.time_utc.isoformat().replace("+00:00", "Z"),
+            "title": self.title,
+            "level": self.level,
+            "rule_id": self.rule_id,
+            "groups": list(self.groups),
+            "mitre_ids": list(self.mitre_ids),
+            "tactics": list(self.tactics),
+            "techniques": list(self.techniques),
+            "agent_id": self.agent_id,
+            "agent_name": self.agent_name,
+            "agent_ip": self.agent_ip,
+            "manager": self.manager,
+            "location": self.location,
+            "observables": [
+                {"type": o.type, "value": o.value, "field": o.field, "kind": o.kind,
+                 "public": o.public}
+                for o in self.observables
+            ],
+        }

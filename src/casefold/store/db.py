@@ -10,6 +10,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import orjson
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, create_engine, event, inspect
@@ -23,15 +24,23 @@ log = logging.getLogger("casefold.store")
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode("utf-8")
+
+
 def make_engine(settings: Settings) -> Engine:
     url = settings.sqlalchemy_url
+    # JSON columns go through orjson: the stdlib encoder was a visible share of intake CPU.
+    json_opts: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
     if settings.is_sqlite:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, pool_size=8, max_overflow=8, connect_args={"timeout": 30})
+        engine = create_engine(
+            url, pool_size=8, max_overflow=8, connect_args={"timeout": 30}, **json_opts
+        )
         _configure_sqlite(engine, settings.sqlite_synchronous)
         return engine
     try:
-        return create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True)
+        return create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True, **json_opts)
     except Exception as exc:  # a malformed URL or missing driver
         raise ConfigError("database_url", str(exc).splitlines()[0]) from exc
 

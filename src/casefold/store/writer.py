@@ -4,13 +4,18 @@ Group commit is what lets one SQLite file acknowledge thousands of alerts a seco
 fsync per commit: requests that arrive while a commit is in flight are written by the next one.
 Each job runs inside its own SAVEPOINT, so one failing job rolls back alone and the others in the
 group still commit. A caller's future resolves only after the commit returned.
+
+Jobs come in two classes. Foreground jobs (a client waits for them: intake, case changes) are
+grouped and always go first. Background jobs (folding, later playbook bookkeeping) run one at a
+time in their own transaction, only when no foreground job is waiting, so a large fold never sits
+between a sender and its acknowledgement.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
@@ -22,62 +27,78 @@ log = logging.getLogger("casefold.writer")
 
 T = TypeVar("T")
 Job = Callable[[Connection], Any]
-_STOP = object()
+Entry = tuple[Job, "Future[Any]"]
 
 
 class Writer:
     def __init__(self, engine: Engine, *, max_group: int = 512) -> None:
         self._engine = engine
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._max_group = max_group
-        self._thread = threading.Thread(target=self._run, name="casefold-writer", daemon=True)
-        self._started = False
+        self._foreground: deque[Entry] = deque()
+        self._background: deque[Entry] = deque()
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        if not self._started:
-            self._started = True
+        if self._thread is None:
+            self._stopping = False
+            self._thread = threading.Thread(target=self._run, name="casefold-writer", daemon=True)
             self._thread.start()
 
     def stop(self) -> None:
-        if self._started:
-            self._queue.put(_STOP)
+        """Finish what is queued, then stop."""
+        if self._thread is not None:
+            with self._cond:
+                self._stopping = True
+                self._cond.notify()
             self._thread.join(timeout=30)
-            self._started = False
+            self._thread = None
 
-    def submit(self, job: Callable[[Connection], T]) -> Future[T]:
+    def submit(self, job: Callable[[Connection], T], *, background: bool = False) -> Future[T]:
         fut: Future[T] = Future()
-        self._queue.put((job, fut))
+        with self._cond:
+            (self._background if background else self._foreground).append((job, fut))
+            self._cond.notify()
         return fut
 
-    def run(self, job: Callable[[Connection], T], timeout: float | None = 60) -> T:
+    def run(
+        self,
+        job: Callable[[Connection], T],
+        timeout: float | None = 60,
+        *,
+        background: bool = False,
+    ) -> T:
         """Run `job` in the writer and wait for its committed result (or its exception)."""
-        return self.submit(job).result(timeout)
+        return self.submit(job, background=background).result(timeout)
+
+    @property
+    def busy(self) -> bool:
+        """True while foreground work is waiting (background producers may back off)."""
+        return bool(self._foreground)
+
+    def _next_group(self) -> list[Entry] | None:
+        with self._cond:
+            while not self._foreground and not self._background:
+                if self._stopping:
+                    return None
+                self._cond.wait()
+            if self._foreground:
+                group: list[Entry] = []
+                while self._foreground and len(group) < self._max_group:
+                    group.append(self._foreground.popleft())
+                return group
+            return [self._background.popleft()]
 
     def _run(self) -> None:
         conn = self._engine.connect().execution_options(casefold_write=True)
         try:
-            while True:
-                item = self._queue.get()
-                if item is _STOP:
-                    return
-                group = [item]
-                stop = False
-                while len(group) < self._max_group:
-                    try:
-                        nxt = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if nxt is _STOP:
-                        stop = True
-                        break
-                    group.append(nxt)
+            while (group := self._next_group()) is not None:
                 conn = self._commit_group(conn, group)
-                if stop:
-                    return
         finally:
             conn.close()
 
-    def _commit_group(self, conn: Connection, group: list[tuple[Job, Future[Any]]]) -> Connection:
+    def _commit_group(self, conn: Connection, group: list[Entry]) -> Connection:
         results: list[tuple[Future[Any], bool, Any]] = []
         try:
             with conn.begin():
@@ -92,9 +113,8 @@ class Writer:
         except Exception as exc:  # the commit itself failed: nothing in this group was written
             log.error("write transaction failed: %s", exc)
             for _job, fut in group:
-                if not fut.done():
-                    if fut.running():
-                        fut.set_exception(exc)
+                if fut.running():
+                    fut.set_exception(exc)
             try:
                 conn.close()
             finally:
