@@ -55,7 +55,7 @@ def open_case(
     same slot raises IntegrityError from the unique index (the caller decides what to do).
     """
     now = at or datetime.now(UTC)
-    values = _validated(
+    values = validate_fields(
         {
             "summary": summary,
             "description": description,
@@ -65,7 +65,7 @@ def open_case(
             "assignee": assignee,
         }
     )
-    clean_tags = _clean_tags(tags)
+    tag_list = clean_tags(tags)
     res = conn.execute(
         insert(cases)
         .values(
@@ -84,8 +84,8 @@ def open_case(
         .returning(cases.c.id)
     )
     case_id = int(res.scalar_one())
-    if clean_tags:
-        conn.execute(insert(case_tags), [{"case_id": case_id, "tag": t} for t in clean_tags])
+    if tag_list:
+        conn.execute(insert(case_tags), [{"case_id": case_id, "tag": t} for t in tag_list])
     timeline.record(
         conn,
         [
@@ -93,7 +93,7 @@ def open_case(
                 case_id,
                 "case_created",
                 actor=actor,
-                new={**values, "tags": clean_tags},
+                new={**values, "tags": tag_list},
                 detail=detail,
                 at=now,
             )
@@ -113,7 +113,7 @@ def open_fold_cases(
     """
     rows = []
     for spec in specs:
-        values = _validated(
+        values = validate_fields(
             {
                 "summary": spec["summary"],
                 "description": spec["description"],
@@ -154,7 +154,7 @@ def open_fold_cases(
         case_id = opened.get((spec["fold_rule"], spec["fold_key"]))
         if case_id is None:
             continue
-        tags = _clean_tags(spec["tags"])
+        tags = clean_tags(spec["tags"])
         tag_rows += [{"case_id": case_id, "tag": t} for t in tags]
         new = {
             k: row[k]
@@ -220,7 +220,7 @@ def update_case(
     events: list[dict[str, Any]] = []
     changes: dict[str, Any] = {}
 
-    scalar = _validated({k: v for k, v in patch.items() if k not in ("tags", "fields")})
+    scalar = validate_fields({k: v for k, v in patch.items() if k not in ("tags", "fields")})
     for name, new in scalar.items():
         old = row[name]
         if old == new:
@@ -270,7 +270,7 @@ def add_tags(
 ) -> list[str]:
     """Add tags a case does not have yet; record `tag_added` for each; return the added ones."""
     current = set(case_tag_list(conn, case_id))
-    added = [t for t in _clean_tags(tags) if t not in current]
+    added = [t for t in clean_tags(tags) if t not in current]
     if added:
         conn.execute(insert(case_tags), [{"case_id": case_id, "tag": t} for t in added])
         timeline.record(
@@ -315,7 +315,7 @@ def add_comment(conn: Connection, case_id: int, content: str, *, author: str) ->
     }
 
 
-def _validated(values: Mapping[str, Any]) -> dict[str, Any]:
+def validate_fields(values: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, value in values.items():
         if name in _CHOICES:
@@ -341,7 +341,7 @@ def _validated(values: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _clean_tags(tags: Any) -> list[str]:
+def clean_tags(tags: Any) -> list[str]:
     if isinstance(tags, str) or not isinstance(tags, Iterable):
         raise InvalidInputError("tags must be a list of strings", field="tags")
     seen: dict[str, None] = {}
@@ -358,7 +358,7 @@ def _clean_tags(tags: Any) -> list[str]:
 def _replace_tags(
     conn: Connection, case_id: int, tags: Any, actor: str, now: datetime
 ) -> list[dict[str, Any]]:
-    wanted = _clean_tags(tags)
+    wanted = clean_tags(tags)
     current = case_tag_list(conn, case_id)
     removed = [t for t in current if t not in wanted]
     added = [t for t in wanted if t not in current]

@@ -176,3 +176,49 @@ case_events = Table(
     Column("detail", JSON),
     Index("ix_case_events_case", "case_id", "id"),
 )
+
+# Playbook runs: one per (alert, playbook version) that matched. Claimed by runners with a lease,
+# so a crashed runner's work is taken over; `not_before` holds delayed starts and retry backoff.
+RUN_QUEUED = "queued"
+RUN_RUNNING = "running"
+RUN_SUCCEEDED = "succeeded"
+RUN_FAILED = "failed"
+
+playbook_runs = Table(
+    "playbook_runs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("alert_id", Id, ForeignKey("alerts.id", ondelete="CASCADE"), nullable=False),
+    Column("case_id", Id, ForeignKey("cases.id", ondelete="SET NULL")),
+    Column("playbook", String(200), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("not_before", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("lease_until", DateTime(timezone=True)),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("error", Text),
+    UniqueConstraint("alert_id", "playbook", name="uq_run_alert_playbook"),
+    Index("ix_runs_queue", "status", "not_before"),
+    Index("ix_runs_alert", "alert_id"),
+)
+
+run_steps = Table(
+    "run_steps",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("run_id", Id, ForeignKey("playbook_runs.id", ondelete="CASCADE"), nullable=False),
+    Column("ref", String(100), nullable=False),
+    Column("action", String(200), nullable=False),
+    Column("status", String(16), nullable=False),  # succeeded, failed, skipped
+    Column("attempts", Integer, nullable=False, server_default="1"),
+    Column("started_at", DateTime(timezone=True)),
+    Column("duration_ms", Integer),
+    Column("input", JSON),
+    Column("result", JSON),
+    Column("error", Text),
+    Column("reason", String(200)),
+    UniqueConstraint("run_id", "ref", name="uq_step_run_ref"),
+)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -39,6 +40,7 @@ class Writer:
         self._cond = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
+        self.last_foreground = 0.0  # monotonic time of the latest foreground group
 
     def start(self) -> None:
         if self._thread is None:
@@ -84,6 +86,7 @@ class Writer:
                     return None
                 self._cond.wait()
             if self._foreground:
+                self.last_foreground = time.monotonic()
                 group: list[Entry] = []
                 while self._foreground and len(group) < self._max_group:
                     group.append(self._foreground.popleft())

@@ -26,35 +26,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import EvaluationError
+from ..typenames import type_name
 
 __all__ = ["FUNCTIONS", "FunctionInfo", "register", "type_name"]
-
-
-def type_name(value: object) -> str:
-    """The language's name for a value's type (JSON-flavoured)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list | tuple):
-        return "list"
-    if isinstance(value, Mapping):
-        return "object"
-    if isinstance(value, _dt.datetime):
-        return "datetime"
-    if isinstance(value, _dt.date):
-        return "date"
-    if isinstance(value, _dt.time):
-        return "time"
-    if isinstance(value, _dt.timedelta):
-        return "duration"
-    return type(value).__name__
 
 
 _NAMES: dict[type, str] = {

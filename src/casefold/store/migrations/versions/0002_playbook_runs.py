@@ -1,0 +1,61 @@
+"""Playbook runs and their steps.
+
+Revision ID: 0002
+Revises: 0001
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+TS = sa.DateTime(timezone=True)
+
+
+def upgrade() -> None:
+    op.create_table(
+        "playbook_runs",
+        sa.Column("id", Id, primary_key=True, autoincrement=True),
+        sa.Column("alert_id", Id, sa.ForeignKey("alerts.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("case_id", Id, sa.ForeignKey("cases.id", ondelete="SET NULL")),
+        sa.Column("playbook", sa.String(200), nullable=False),
+        sa.Column("version", sa.String(64), nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("created_at", TS, nullable=False),
+        sa.Column("not_before", TS, nullable=False),
+        sa.Column("started_at", TS),
+        sa.Column("finished_at", TS),
+        sa.Column("lease_until", TS),
+        sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("error", sa.Text),
+        sa.UniqueConstraint("alert_id", "playbook", name="uq_run_alert_playbook"),
+    )
+    op.create_index("ix_runs_queue", "playbook_runs", ["status", "not_before"])
+    op.create_index("ix_runs_alert", "playbook_runs", ["alert_id"])
+    op.create_table(
+        "run_steps",
+        sa.Column("id", Id, primary_key=True, autoincrement=True),
+        sa.Column(
+            "run_id", Id, sa.ForeignKey("playbook_runs.id", ondelete="CASCADE"), nullable=False
+        ),
+        sa.Column("ref", sa.String(100), nullable=False),
+        sa.Column("action", sa.String(200), nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("attempts", sa.Integer, nullable=False, server_default="1"),
+        sa.Column("started_at", TS),
+        sa.Column("duration_ms", sa.Integer),
+        sa.Column("input", sa.JSON),
+        sa.Column("result", sa.JSON),
+        sa.Column("error", sa.Text),
+        sa.Column("reason", sa.String(200)),
+        sa.UniqueConstraint("run_id", "ref", name="uq_step_run_ref"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("run_steps")
+    op.drop_table("playbook_runs")
