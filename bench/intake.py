@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import platform
 import shutil
@@ -302,6 +303,73 @@ MEDIAN_FIELDS = (
 )
 
 
+def floor_runs(bodies_per_run: list[list[bytes]], rate: float) -> list[RunResult]:
+    """The same open-loop load against a do-nothing ASGI app on the same uvicorn (noop_app.py)."""
+    from support.server import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--app-dir",
+            str(BENCH),
+            "noop_app:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/", timeout=0.5)
+                break
+            except httpx.TransportError:
+                time.sleep(0.05)
+
+        class _Target:
+            pass
+
+        target = _Target()
+        target.port, target.token = port, "none"  # type: ignore[attr-defined]
+        results = []
+        for bodies in bodies_per_run:
+            seconds, lat, errors, _ = asyncio.run(
+                post_all(target, bodies, 1, "application/json", 32, rate)  # type: ignore[arg-type]
+            )
+            lat.sort()
+            results.append(
+                RunResult(
+                    kind="floor",
+                    requests=len(bodies),
+                    alerts=len(bodies),
+                    concurrency=32,
+                    seconds=seconds,
+                    alerts_per_s=len(bodies) / seconds,
+                    requests_per_s=len(bodies) / seconds,
+                    p50_ms=percentile(lat, 50) * 1000,
+                    p99_ms=percentile(lat, 99) * 1000,
+                    max_ms=lat[-1] * 1000,
+                    errors=errors,
+                    server_cpu_pct=float("nan"),
+                    client_cpu_pct=float("nan"),
+                    pending_at_end=0,
+                    fold_catchup_s=float("nan"),
+                    fold_alerts_per_s=float("nan"),
+                    fold_backlog_per_s=float("nan"),
+                )
+            )
+        return results
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 def median_of(runs: list[RunResult]) -> dict[str, float]:
     out: dict[str, float] = {}
     for name in MEDIAN_FIELDS:
@@ -361,6 +429,10 @@ def main(argv: list[str] | None = None) -> int:
     n_single = args.single or (1000 if args.quick else 3000)
     n_batches = args.batches or (5 if args.quick else 20)
 
+    # The client's own garbage-collector pauses would be charged to the server's latency.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 1000)
     gen = AlertGenerator(seed=args.seed)
     tmp = Path(tempfile.mkdtemp(prefix="casefold-bench-"))
     # CASEFOLD_* settings in the environment reach the server (to compare configurations).
@@ -443,6 +515,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"kept {tmp} (server log {srv.log_path.name})")
 
+    print("measuring the machine's latency floor (a no-op ASGI app, same load) ...", flush=True)
+    floor = median_of(
+        floor_runs([[encode(a) for a in gen.take(n_single)] for _ in range(runs)], args.single_rate)
+    )
     s, o, b = median_of(single_runs), median_of(rate_runs), median_of(batch_runs)
     targets = {
         "batch_alerts_per_s": {
@@ -481,6 +557,7 @@ def main(argv: list[str] | None = None) -> int:
     for label, m in (
         (f"single x{n_single}, {args.single_concurrency} conns (max)", s),
         (f"single x{n_single}, open loop {args.single_rate:,.0f}/s", o),
+        (f"no-op app, open loop {args.single_rate:,.0f}/s (floor)", floor),
         (f"ndjson {n_batches}x{args.batch_size}, {args.batch_concurrency} conns", b),
     ):
         print(
@@ -529,6 +606,7 @@ def main(argv: list[str] | None = None) -> int:
             "seed": args.seed,
         },
         "single": {"median": s, "runs": [asdict(r) for r in single_runs]},
+        "machine_floor_open_loop": {"median": floor},
         "single_open_loop": {
             "median": o,
             "rate": args.single_rate,

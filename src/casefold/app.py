@@ -13,8 +13,10 @@ from casefold.api import alerts as alerts_api
 from casefold.api import cases as cases_api
 from casefold.api import errors
 from casefold.api.auth import require
+from casefold.api.fastpath import IntakeFastPath
 from casefold.api.responses import json_response
-from casefold.runtime import Runtime
+from casefold.runtime import Runtime, tune_gc
+from casefold.sources.wazuh import parse_wazuh_alert
 
 
 def create_app(runtime: Runtime, *, manage_runtime: bool = False) -> FastAPI:
@@ -25,6 +27,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = False) -> FastAPI:
         if manage_runtime:
             runtime.start()
             runtime.bootstrap_admin_token()
+            tune_gc()
         try:
             yield
         finally:
@@ -56,4 +59,8 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = False) -> FastAPI:
     def openapi(request: Request) -> Response:
         return json_response(request.app.openapi())
 
+    # Outermost: answers the hot intake route before Starlette's stack when it safely can.
+    app.add_middleware(
+        IntakeFastPath, runtime=runtime, parsers={"/api/v1/alerts/wazuh": parse_wazuh_alert}
+    )
     return app

@@ -146,3 +146,17 @@ def test_every_sample_is_accepted(api, samples_dir):
     names = sorted(p.name for p in samples_dir.glob("*.json") if "active_response" not in p.name)
     body = api.post(URL, json=[sample(n) for n in names]).json()
     assert body["accepted"] == len(names), body
+
+
+def test_the_fast_path_answers_like_the_api(api):
+    """Once a token is verified, intake skips the framework; the answers must not change."""
+    assert api.post(URL, role="ingest", json=sshd_alert(1)).status_code == 202  # verifies token
+    assert api.runtime.tokens.cached(api.tokens["ingest"]) is not None
+    r = api.post(URL, role="ingest", content=b'{"a":', headers={"Content-Type": "application/json"})
+    assert (r.status_code, r.json()["error"], r.json()["line"]) == (400, "invalid_json", 1)
+    r = api.post(URL, role="ingest", json={"rule": {"level": 3}})
+    assert (r.status_code, r.json()["field"]) == (422, "timestamp")
+    r = api.post(URL, role="ingest", json=sshd_alert(1))
+    assert r.status_code == 202 and r.json()["duplicates"] == 1
+    r = api.post(URL, role="viewer", json=sshd_alert(2))  # not allowed: falls through to the API
+    assert r.status_code == 403

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from casefold.access import Permission
 from casefold.api.auth import require
 from casefold.api.params import case_id_from_ref
-from casefold.api.responses import error_response, json_response
+from casefold.api.responses import error_body, json_response
 from casefold.cases import queries
 from casefold.errors import PayloadTooLargeError
 from casefold.intake.body import parse_body
@@ -39,10 +39,13 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def ingest(request: Request, parse: SourceParser) -> Response:
-    runtime = request.app.state.runtime
-    body = await read_body(request, runtime.settings.max_body_bytes)
-    ctype = request.headers.get("content-type")
+async def handle_intake(
+    runtime: Any, body: bytes, ctype: str | None, parse: SourceParser
+) -> tuple[int, dict[str, Any]]:
+    """Validate, store, acknowledge: (status, JSON body). Shared by the route and the fast path.
+
+    Raises InvalidJSONError for a body that is not JSON at all.
+    """
 
     def work() -> Any:
         parsed = parse_body(body, ctype)
@@ -55,12 +58,10 @@ async def ingest(request: Request, parse: SourceParser) -> Response:
     result = prepared.finish(receipts)
     if result.accepted:
         runtime.folding.wake()
-    body_out = result.to_dict()
     if not prepared.rows:
         # Nothing usable: 422 naming the first problem; a batch also lists every item's error.
         first = result.results[0]["error"]
-        return error_response(
-            422,
+        out = error_body(
             "invalid_alert",
             str(first.get("message")),
             field=first.get("field"),
@@ -68,7 +69,15 @@ async def ingest(request: Request, parse: SourceParser) -> Response:
             column=first.get("column"),
             **({} if single else {"results": result.results}),
         )
-    return json_response(body_out, 202)
+        return 422, out
+    return 202, result.to_dict()
+
+
+async def ingest(request: Request, parse: SourceParser) -> Response:
+    runtime = request.app.state.runtime
+    body = await read_body(request, runtime.settings.max_body_bytes)
+    status, payload = await handle_intake(runtime, body, request.headers.get("content-type"), parse)
+    return json_response(payload, status)
 
 
 @router.post(

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from casefold.api.responses import error_response
+from casefold.api.responses import error_body, error_response, json_response
 from casefold.errors import (
     AuthError,
+    CasefoldError,
     ConflictError,
     InvalidInputError,
     NotFoundError,
@@ -29,32 +31,33 @@ def _field_from_loc(loc: tuple[object, ...]) -> str:
     return out
 
 
-def install(app: FastAPI) -> None:
-    @app.exception_handler(InvalidJSONError)
-    async def _bad_json(_r: Request, exc: InvalidJSONError) -> Response:
-        return error_response(400, "invalid_json", exc.message, line=exc.line, column=exc.column)
-
-    @app.exception_handler(PayloadTooLargeError)
-    async def _too_large(_r: Request, exc: PayloadTooLargeError) -> Response:
-        return error_response(413, "payload_too_large", exc.message)
-
-    @app.exception_handler(InvalidInputError)
-    async def _invalid(_r: Request, exc: InvalidInputError) -> Response:
-        return error_response(422, "invalid_input", exc.message, field=exc.field)
-
-    @app.exception_handler(NotFoundError)
-    async def _not_found(_r: Request, exc: NotFoundError) -> Response:
-        return error_response(404, "not_found", str(exc))
-
-    @app.exception_handler(ConflictError)
-    async def _conflict(_r: Request, exc: ConflictError) -> Response:
-        return error_response(409, "conflict", str(exc))
-
-    @app.exception_handler(AuthError)
-    async def _auth(_r: Request, exc: AuthError) -> Response:
+def error_status(exc: CasefoldError) -> tuple[int, dict[str, Any]]:
+    """The HTTP status and JSON body for one of Casefold's own errors."""
+    if isinstance(exc, InvalidJSONError):
+        return 400, error_body("invalid_json", exc.message, line=exc.line, column=exc.column)
+    if isinstance(exc, PayloadTooLargeError):
+        return 413, error_body("payload_too_large", exc.message)
+    if isinstance(exc, InvalidInputError):
+        return 422, error_body("invalid_input", exc.message, field=exc.field)
+    if isinstance(exc, NotFoundError):
+        return 404, error_body("not_found", str(exc))
+    if isinstance(exc, ConflictError):
+        return 409, error_body("conflict", str(exc))
+    if isinstance(exc, AuthError):
         if exc.forbidden:
-            return error_response(403, "forbidden", str(exc))
-        return error_response(401, "unauthorized", str(exc))
+            return 403, error_body("forbidden", str(exc))
+        return 401, error_body("unauthorized", str(exc))
+    return 500, error_body("internal_error", "internal error")
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(CasefoldError)
+    async def _casefold(_r: Request, exc: CasefoldError) -> Response:
+        status, body = error_status(exc)
+        if status >= 500:
+            log.error("unexpected %s: %s", type(exc).__name__, exc)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return json_response(body, status, headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_r: Request, exc: RequestValidationError) -> Response:

@@ -23,8 +23,13 @@ def json_response(
     )
 
 
-def error_response(status_code: int, code: str, message: str, **extra: Any) -> Response:
+def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
     body = {"error": code, "message": message}
     body.update({k: v for k, v in extra.items() if v is not None})
+    return body
+
+
+def error_response(status_code: int, code: str, message: str, **extra: Any) -> Response:
+    body = error_body(code, message, **extra)
     headers = {"WWW-Authenticate": "Bearer"} if status_code == 401 else None
     return json_response(body, status_code, headers)

@@ -95,12 +95,13 @@ class Folder:
         self.rules = rules
         self.batch_size = batch_size
 
-    def fold_pending(self, conn: Connection) -> FoldResult:
+    def fold_pending(self, conn: Connection, limit: int | None = None) -> FoldResult:
+        """Fold up to `limit` (default: batch_size) pending alerts, oldest first."""
         stmt = (
             select(alerts.c.id, alerts.c.normalized, alerts.c.raw)
             .where(alerts.c.state == ALERT_PENDING)
             .order_by(alerts.c.id)
-            .limit(self.batch_size)
+            .limit(limit or self.batch_size)
         )
         if conn.dialect.name == "postgresql":
             stmt = stmt.with_for_update(skip_locked=True)

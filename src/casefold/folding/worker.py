@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from casefold.folding.apply import Folder, FoldResult
 from casefold.store.writer import Writer
 
 log = logging.getLogger("casefold.folding")
+
+
+# While clients are waiting on the writer, fold in small slices so that no acknowledgement waits
+# behind a long fold transaction; when intake is quiet, fold in full batches.
+BUSY_SLICE = 8
+BUSY_WINDOW = 1.0
 
 
 class FoldingWorker:
@@ -47,6 +54,11 @@ class FoldingWorker:
             if res.alerts < self._folder.batch_size:
                 return total
 
+    def _slice(self) -> int:
+        if time.monotonic() - self._writer.last_foreground < BUSY_WINDOW:
+            return min(BUSY_SLICE, self._folder.batch_size)
+        return self._folder.batch_size
+
     def _run(self) -> None:
         while not self._stop.is_set():
             if self._wake.wait(self._idle_poll):
@@ -54,11 +66,14 @@ class FoldingWorker:
             self._wake.clear()
             try:
                 while not self._stop.is_set():
+                    limit = self._slice()
                     res: FoldResult = self._writer.run(
-                        self._folder.fold_pending, background=True, timeout=None
+                        lambda conn, n=limit: self._folder.fold_pending(conn, n),
+                        background=True,
+                        timeout=None,
                     )
                     self.folded += res.alerts
-                    if res.alerts < self._folder.batch_size:
+                    if res.alerts < limit:
                         break
             except Exception:  # keep folding alive; the alerts stay pending and are retried
                 log.exception("folding failed; will retry")
