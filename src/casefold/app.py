@@ -12,6 +12,7 @@ from casefold.access import Permission
 from casefold.api import alerts as alerts_api
 from casefold.api import cases as cases_api
 from casefold.api import errors
+from casefold.api import runs as runs_api
 from casefold.api.auth import require
 from casefold.api.fastpath import IntakeFastPath
 from casefold.api.responses import json_response
@@ -46,6 +47,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = False) -> FastAPI:
     errors.install(app)
     app.include_router(alerts_api.router)
     app.include_router(cases_api.router)
+    app.include_router(runs_api.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> Response:

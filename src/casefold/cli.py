@@ -26,9 +26,11 @@ app = typer.Typer(
 token_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
 cases_app = typer.Typer(help="Read cases from the store.", no_args_is_help=True)
 wazuh_app = typer.Typer(help="Wazuh-side helpers: the integration script.", no_args_is_help=True)
+playbook_app = typer.Typer(help="Check and try playbooks.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 app.add_typer(cases_app, name="cases")
 app.add_typer(wazuh_app, name="wazuh")
+app.add_typer(playbook_app, name="playbook")
 
 T = TypeVar("T")
 out = Console()
@@ -326,6 +328,120 @@ def wazuh_install_integration(
         sys.stderr.write(f"note: {note}\n")
     print("\nAdd this to ossec.conf, then restart the manager:\n")
     print(result.integration_xml, end="")
+
+
+_CONTEXT_KEYS = ("TRIGGER", "ACTIONS", "VARS", "SECRETS", "ENV", "var")
+
+
+def _read_context(path: Path) -> dict[str, Any]:
+    """The JSON context file of `casefold expr`: an object keyed by context names."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        fail(f"cannot read context file {path}: {exc.strerror or exc}")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        fail(f"{path}: not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}")
+    if not isinstance(data, dict):
+        fail(f"{path}: the context is a JSON object with keys among {', '.join(_CONTEXT_KEYS)}")
+    unknown = sorted(set(data) - set(_CONTEXT_KEYS))
+    if unknown:
+        fail(
+            f"{path}: unknown context key {unknown[0]!r} (the keys are {', '.join(_CONTEXT_KEYS)})"
+        )
+    return data
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    return str(value)  # timedelta, Decimal, …: their plain text
+
+
+@app.command("expr")
+def expr(
+    expression: Annotated[
+        str, typer.Argument(help="An expression, e.g. 'TRIGGER.rule.level > 10'.")
+    ],
+    context: Annotated[
+        Path | None,
+        typer.Option(
+            "--context",
+            help="JSON file holding TRIGGER, ACTIONS, VARS, SECRETS, ENV and var.",
+        ),
+    ] = None,
+    template: Annotated[
+        bool,
+        typer.Option("--template", help="The argument is a string with ${{ … }} templates in it."),
+    ] = False,
+) -> None:
+    """Evaluate one expression (or template) against a context and print the result as JSON.
+
+    An argument that is exactly one ${{ … }} is treated as a template, so text copied from a
+    playbook works as is. Exit 2 on a syntax error, 1 when evaluation fails."""
+    from casefold.expressions import (
+        ExpressionError,
+        ParseError,
+        compile_expression,
+        compile_template,
+    )
+
+    ctx = _read_context(context) if context is not None else {}
+    stripped = expression.strip()
+    as_template = template or (stripped.startswith("${{") and stripped.endswith("}}"))
+    try:
+        compiled = compile_template(expression) if as_template else compile_expression(expression)
+    except ParseError as exc:
+        # The caret needs its own lines: this is the author's tool, not a log line.
+        sys.stderr.write(f"casefold: {exc}\n")
+        raise typer.Exit(2) from None
+    try:
+        if as_template:
+            result = compiled.render(ctx)  # type: ignore[union-attr]
+        else:
+            result = compiled.evaluate(ctx)  # type: ignore[union-attr]
+    except ExpressionError as exc:
+        fail(str(exc), 1)
+    try:
+        text = orjson.dumps(
+            result,
+            default=_json_default,
+            option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS,
+        )
+    except orjson.JSONEncodeError as exc:
+        fail(f"the result cannot be written as JSON: {exc}", 1)
+    sys.stdout.write(text.decode() + "\n")
+
+
+@playbook_app.command("validate")
+def playbook_validate(
+    files: Annotated[list[Path], typer.Argument(help="Playbook YAML files.")],
+) -> None:
+    """Load each playbook as the engine would and list every problem as file:line: reason.
+
+    Exit 0 when every file is valid, 1 otherwise."""
+    import casefold.actions.cases  # noqa: F401 - registers the cases.* actions
+    import casefold.actions.core  # noqa: F401 - registers the core.* actions
+    import casefold.actions.cti  # noqa: F401 - registers the cti.* actions
+    from casefold.playbooks.loader import PlaybookError, load_playbook
+
+    valid = True
+    for path in files:
+        try:
+            playbook = load_playbook(path)
+        except PlaybookError as exc:
+            valid = False
+            for problem in exc.problems:
+                print(problem)
+            continue
+        except Exception as exc:  # a loader bug must not hide the other files' results
+            valid = False
+            print(f"{path}: cannot validate: {type(exc).__name__}: {exc}")
+            continue
+        print(f"{path}: ok ({len(playbook.steps)} actions)")
+    if not valid:
+        raise typer.Exit(1)
 
 
 def main() -> None:

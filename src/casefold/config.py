@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from casefold.errors import ConfigError
 
@@ -62,6 +62,42 @@ class Settings(BaseModel):
         description="How many stored alerts the folding worker claims at a time.",
     )
 
+    playbooks_dir: Path | None = Field(
+        None,
+        description="Directory of playbook YAML files, reloaded on change. Default: "
+        "<data_dir>/playbooks.",
+    )
+    bundled_playbooks: list[str] = Field(
+        default_factory=list,
+        description="Bundled playbooks to activate, e.g. [wazuh-crowdsec-ticketing].",
+    )
+    playbook_workers: int = Field(2, ge=0, le=64, description="Threads running playbook steps.")
+    secrets: dict[str, dict[str, SecretStr]] = Field(
+        default_factory=dict,
+        description="Credentials for playbooks and connectors, as name → key → value (SECRETS."
+        "<name>.<KEY>). Never logged or returned. Environment: CASEFOLD_SECRET__<NAME>__<KEY>.",
+    )
+    vars: dict[str, Any] = Field(
+        default_factory=dict, description="Values playbooks read as VARS.<name>.<key>."
+    )
+    http_allow_networks: list[str] = Field(
+        default_factory=list,
+        description="Networks core.http_request may reach besides public addresses (CIDR).",
+    )
+    crowdsec_url: str = Field(
+        "https://cti.api.crowdsec.net", description="Base URL of CrowdSec's CTI API."
+    )
+
+    @property
+    def playbooks_path(self) -> Path:
+        return self.playbooks_dir or self.data_dir / "playbooks"
+
+    def secret_values(self) -> dict[str, dict[str, str]]:
+        return {
+            name: {k: v.get_secret_value() for k, v in keys.items()}
+            for name, keys in self.secrets.items()
+        }
+
     @property
     def sqlalchemy_url(self) -> str:
         if self.database_url:
@@ -77,15 +113,40 @@ class Settings(BaseModel):
         return self.sqlalchemy_url.startswith("sqlite")
 
 
+SECRET_PREFIX = ENV_PREFIX + "SECRET__"
+_LIST_SETTINGS = {"bundled_playbooks", "http_allow_networks"}
+_MAPPING_SETTINGS = {"vars"}
+
+
+def _env_value(name: str, value: str) -> Any:
+    """Lists come as `a,b` or `[a, b]`, mappings as inline YAML/JSON; the rest as text."""
+    if name in _LIST_SETTINGS or name in _MAPPING_SETTINGS:
+        text = value.strip()
+        if text.startswith(("[", "{")):
+            try:
+                return yaml.safe_load(text)
+            except yaml.YAMLError:
+                return value  # validation then names the setting
+        if name in _LIST_SETTINGS:
+            return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
 def _env_settings(environ: Mapping[str, str]) -> dict[str, Any]:
     known = Settings.model_fields
     out: dict[str, Any] = {}
     for key, value in environ.items():
+        if key.startswith(SECRET_PREFIX):
+            # CASEFOLD_SECRET__CROWDSEC_CTI__CTI_API_KEY → secrets.crowdsec_cti.CTI_API_KEY
+            name, _, secret_key = key[len(SECRET_PREFIX) :].partition("__")
+            if name and secret_key:
+                out.setdefault("secrets", {}).setdefault(name.lower(), {})[secret_key] = value
+            continue
         if key.startswith(ENV_PREFIX):
             name = key[len(ENV_PREFIX) :].lower()
             # Other CASEFOLD_* variables (e.g. a client's CASEFOLD_TOKEN) are not settings.
             if name in known:
-                out[name] = value
+                out[name] = _env_value(name, value)
     return out
 
 
@@ -113,7 +174,13 @@ def load_settings(
         if not isinstance(loaded, dict):
             raise ConfigError("config", f"{config_file} must hold a mapping of settings")
         values.update(loaded)
-    values.update(_env_settings(os.environ if environ is None else environ))
+    env = _env_settings(os.environ if environ is None else environ)
+    if "secrets" in env:  # environment secrets add to (and override keys of) the file's
+        merged = {k: dict(v) for k, v in (values.get("secrets") or {}).items()}
+        for name, keys in env.pop("secrets").items():
+            merged.setdefault(name, {}).update(keys)
+        values["secrets"] = merged
+    values.update(env)
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     try:
         return Settings(**values)

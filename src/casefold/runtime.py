@@ -16,12 +16,17 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 
 from casefold.access import Role, TokenVerifier, create_token, has_any_token
+from casefold.actions import cases as actions_cases
+from casefold.actions import core as actions_core
+from casefold.actions import cti as actions_cti
 from casefold.config import Settings
 from casefold.errors import ConfigError
 from casefold.folding.apply import Folder
 from casefold.folding.rules import load_rules
 from casefold.folding.worker import FoldingWorker
 from casefold.intake.sink import AlertSink
+from casefold.playbooks.engine import PlaybookEngine
+from casefold.playbooks.library import PlaybookLibrary
 from casefold.store.db import Checkpointer, make_engine, migrate
 from casefold.store.writer import Writer
 
@@ -43,6 +48,10 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
+# The built-in actions register themselves on import.
+_ACTIONS = (actions_core, actions_cases, actions_cti)
+
+
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -50,7 +59,23 @@ class Runtime:
         self.engine: Engine = make_engine(settings)
         self.writer = Writer(self.engine)
         self.sink = AlertSink(self.writer)
-        self.folder = Folder(self.rules, batch_size=settings.fold_batch_size)
+        self.library = PlaybookLibrary(
+            settings.playbooks_path, bundled=tuple(settings.bundled_playbooks)
+        )
+        self.library.load()
+        self.playbooks = PlaybookEngine(
+            self.engine,
+            self.writer,
+            self.library,
+            secrets=settings.secret_values(),
+            variables=settings.vars,
+            settings=settings,
+            http_allow_networks=settings.http_allow_networks,
+            workers=settings.playbook_workers,
+        )
+        self.folder = Folder(
+            self.rules, batch_size=settings.fold_batch_size, after_fold=self.playbooks.enqueue
+        )
         self.folding = FoldingWorker(self.writer, self.folder)
         self.tokens = TokenVerifier(self.engine, settings.token_cache_seconds)
         self.checkpointer = (
@@ -79,11 +104,15 @@ class Runtime:
             self.checkpointer.start()
         if folding:
             self.folding.start()
+            self.playbooks.start()
+            self.library.start_watching()
         self._started = True
 
     def stop(self) -> None:
         if self._started:
+            self.library.stop()
             self.folding.stop()
+            self.playbooks.stop()
             self.writer.stop()
             if self.checkpointer is not None:
                 self.checkpointer.stop()

@@ -60,7 +60,8 @@ def api(settings: Settings) -> Iterator[Api]:
         api.tokens["admin"] = (settings.data_dir / "admin-token").read_text().strip()
         for role in (Role.ANALYST, Role.VIEWER, Role.INGEST):
             api.tokens[role.value] = runtime.writer.run(
-                lambda conn, r=role: create_token(conn, f"test-{r.value}", r))
+                lambda conn, r=role: create_token(conn, f"test-{r.value}", r)
+            )
         yield api
 
 

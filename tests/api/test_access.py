@@ -16,6 +16,9 @@ ROUTES = [
     ("GET", "/api/v1/alerts/1"),
     ("POST", "/api/v1/alerts/wazuh"),
     ("GET", "/api/v1/openapi.json"),
+    ("GET", "/api/v1/alerts/1/runs"),
+    ("GET", "/api/v1/runs/1"),
+    ("POST", "/api/v1/runs/1/retry"),
 ]
 
 
@@ -34,9 +37,13 @@ def test_missing_or_wrong_token_is_401(api, method, path, auth):
 
 def test_every_api_route_is_in_the_auth_table(api):
     """A new route must be added to ROUTES, so the 401 test covers it."""
-    paths = {(m, r.path.replace("{ref}", "CASE-1").replace("{alert_id}", "1"))
-             for r in api.client.app.routes if getattr(r, "path", "").startswith("/api/")
-             for m in getattr(r, "methods", ()) if m != "HEAD"}
+    paths = {
+        (m, r.path.replace("{ref}", "CASE-1").replace("{alert_id}", "1").replace("{run_id}", "1"))
+        for r in api.client.app.routes
+        if getattr(r, "path", "").startswith("/api/")
+        for m in getattr(r, "methods", ())
+        if m != "HEAD"
+    }
     assert paths <= set(ROUTES)
 
 
@@ -60,8 +67,11 @@ def test_every_api_route_is_in_the_auth_table(api):
 def test_roles(api, role, method, path, allowed):
     api.post("/api/v1/alerts/wazuh", json=sshd_alert(1))
     api.fold()
-    body = {"status": "in_progress"} if method == "PATCH" else (
-        {"content": "hi"} if path.endswith("comments") else sshd_alert(2))
+    body = (
+        {"status": "in_progress"}
+        if method == "PATCH"
+        else ({"content": "hi"} if path.endswith("comments") else sshd_alert(2))
+    )
     r = api.client.request(method, path, headers=api.headers(role), json=body)
     if allowed:
         assert r.status_code < 300, r.text

@@ -15,10 +15,19 @@ def make_cases(api, n: int) -> list[dict]:
 
 def test_patch_changes_fields_and_records_old_and_new(api):
     ref = make_cases(api, 1)[0]["ref"]
-    r = api.patch(f"/api/v1/cases/{ref}", role="analyst", json={
-        "status": "in_progress", "priority": "high", "assignee": "alice",
-        "tags": ["phishing", "T1110"], "fields": {"ticket": "SEC-1"},
-        "summary": "Brute force on the bastion", "description": "triaged"})
+    r = api.patch(
+        f"/api/v1/cases/{ref}",
+        role="analyst",
+        json={
+            "status": "in_progress",
+            "priority": "high",
+            "assignee": "alice",
+            "tags": ["phishing", "T1110"],
+            "fields": {"ticket": "SEC-1"},
+            "summary": "Brute force on the bastion",
+            "description": "triaged",
+        },
+    )
     assert r.status_code == 200, r.text
     case = r.json()
     assert (case["status"], case["priority"], case["assignee"]) == ("in_progress", "high", "alice")
@@ -68,10 +77,15 @@ def test_assignee_null_unassigns(api):
 
 def test_bad_patch_is_422_naming_the_field(api):
     ref = make_cases(api, 1)[0]["ref"]
-    for body, field in [({"status": "done"}, "status"), ({"severity": 3}, "severity"),
-                        ({"bogus": 1}, "bogus"), ({"tags": "x"}, "tags"),
-                        ({"summary": ""}, "summary"), ({"status": None}, "status"),
-                        ({"tags": ["ok", ""]}, "tags[1]")]:
+    for body, field in [
+        ({"status": "done"}, "status"),
+        ({"severity": 3}, "severity"),
+        ({"bogus": 1}, "bogus"),
+        ({"tags": "x"}, "tags"),
+        ({"summary": ""}, "summary"),
+        ({"status": None}, "status"),
+        ({"tags": ["ok", ""]}, "tags[1]"),
+    ]:
         r = api.patch(f"/api/v1/cases/{ref}", json=body)
         assert r.status_code == 422, body
         assert r.json()["field"] == field, (body, r.json())
@@ -88,9 +102,13 @@ def test_stale_version_is_409(api):
 
 
 def test_unknown_case_is_404(api):
-    for method, path in [("GET", "/api/v1/cases/CASE-999"), ("PATCH", "/api/v1/cases/CASE-999"),
-                         ("GET", "/api/v1/cases/CASE-999/timeline"),
-                         ("GET", "/api/v1/cases/nonsense"), ("GET", "/api/v1/alerts/999")]:
+    for method, path in [
+        ("GET", "/api/v1/cases/CASE-999"),
+        ("PATCH", "/api/v1/cases/CASE-999"),
+        ("GET", "/api/v1/cases/CASE-999/timeline"),
+        ("GET", "/api/v1/cases/nonsense"),
+        ("GET", "/api/v1/alerts/999"),
+    ]:
         r = api.client.request(method, path, headers=api.headers(), json={"status": "new"})
         assert r.status_code == 404, path
         assert r.json()["error"] == "not_found"
@@ -101,8 +119,9 @@ def test_comments(api):
     r = api.post(f"/api/v1/cases/{ref}/comments", role="analyst", json={"content": "blocked it"})
     assert r.status_code == 201
     case = api.get(f"/api/v1/cases/{ref}").json()
-    assert [(c["author"], c["content"]) for c in case["comments"]] == [("test-analyst",
-                                                                         "blocked it")]
+    assert [(c["author"], c["content"]) for c in case["comments"]] == [
+        ("test-analyst", "blocked it")
+    ]
     events = api.get(f"/api/v1/cases/{ref}/timeline").json()["items"]
     assert events[-1]["kind"] == "comment_created"
     assert api.post(f"/api/v1/cases/{ref}/comments", json={"content": ""}).status_code == 422

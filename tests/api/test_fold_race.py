@@ -22,10 +22,15 @@ def test_racing_workers_open_one_case_per_key(tmp_path: Path, database_url: str 
     a.start(folding=False)
     b.start(folding=False)
     try:
-        docs = [sshd_alert(i, srcip=("198.51.100.1", "198.51.100.2")[i % 2], minutes=i / 10)
-                for i in range(300)]
-        receive(Parsed([Item(i, d) for i, d in enumerate(docs)], single=False),
-                parse_wazuh_alert, a.writer)
+        docs = [
+            sshd_alert(i, srcip=("198.51.100.1", "198.51.100.2")[i % 2], minutes=i / 10)
+            for i in range(300)
+        ]
+        receive(
+            Parsed([Item(i, d) for i, d in enumerate(docs)], single=False),
+            parse_wazuh_alert,
+            a.writer,
+        )
         barrier = threading.Barrier(2)
         errors: list[BaseException] = []
 
@@ -43,10 +48,12 @@ def test_racing_workers_open_one_case_per_key(tmp_path: Path, database_url: str 
             t.join(60)
         assert not errors, errors
         with a.engine.connect() as conn:
-            rows = conn.execute(select(cases.c.fold_key, cases.c.alert_count)
-                                .order_by(cases.c.fold_key)).all()
-            pending = conn.execute(select(func.count()).select_from(alerts)
-                                   .where(alerts.c.state == "pending")).scalar_one()
+            rows = conn.execute(
+                select(cases.c.fold_key, cases.c.alert_count).order_by(cases.c.fold_key)
+            ).all()
+            pending = conn.execute(
+                select(func.count()).select_from(alerts).where(alerts.c.state == "pending")
+            ).scalar_one()
         assert [tuple(r) for r in rows] == [("198.51.100.1", 150), ("198.51.100.2", 150)]
         assert pending == 0
     finally:

@@ -15,8 +15,9 @@ def cases(api, **params):
 
 def test_a_brute_force_from_one_address_is_one_case(api):
     # Different sshd rules (5710, 5712, 5720) from one address, over 40 minutes.
-    alerts = [sshd_alert(i, minutes=i * 2, rule_id=("5710", "5712", "5720")[i % 3])
-              for i in range(20)]
+    alerts = [
+        sshd_alert(i, minutes=i * 2, rule_id=("5710", "5712", "5720")[i % 3]) for i in range(20)
+    ]
     api.post(URL, json=alerts)
     api.fold()
     found = cases(api)
@@ -27,8 +28,11 @@ def test_a_brute_force_from_one_address_is_one_case(api):
     assert case["fold"] == {"rule": "auth-bruteforce", "key": "203.0.113.7", "open": True}
     assert case["first_seen"].startswith("2026-11-20T10:00:00")
     assert case["last_seen"].startswith("2026-11-20T10:38:00")
-    ips = [o for o in api.get(f"/api/v1/cases/{case['ref']}").json()["observables"]
-           if o["type"] == "ip"]
+    ips = [
+        o
+        for o in api.get(f"/api/v1/cases/{case['ref']}").json()["observables"]
+        if o["type"] == "ip"
+    ]
     assert ips == [{**ips[0], "value": "203.0.113.7", "public": False, "alert_count": 20}]
 
 
@@ -95,8 +99,8 @@ def test_a_closed_case_takes_no_more_alerts(api):
 def test_maximum_size_opens_a_new_case(tmp_path, api_factory):
     rules = tmp_path / "rules.yml"
     rules.write_text(
-        "rules:\n"
-        "  - name: small\n    key: [data.srcip]\n    window: 1h\n    max_alerts: 3\n")
+        "rules:\n  - name: small\n    key: [data.srcip]\n    window: 1h\n    max_alerts: 3\n"
+    )
     api = api_factory(folding_rules=rules)
     api.post(URL, json=[sshd_alert(i, minutes=i) for i in range(7)])
     api.fold()
@@ -121,8 +125,13 @@ def test_samples_fold_into_sensible_cases(api, samples_dir: Path):
 
 
 def test_fim_alerts_group_per_agent_and_rule(api):
-    api.post(URL, json=[fim_alert(i, agent_id="010") for i in range(3)]
-             + [fim_alert(i + 10, agent_id="011") for i in range(2)])
+    api.post(
+        URL,
+        json=[fim_alert(i, agent_id="010") for i in range(3)]
+        + [fim_alert(i + 10, agent_id="011") for i in range(2)],
+    )
     api.fold()
     assert sorted((c["fold"]["key"], c["alert_count"]) for c in cases(api)) == [
-        ("010/554", 3), ("011/554", 2)]
+        ("010/554", 3),
+        ("011/554", 2),
+    ]

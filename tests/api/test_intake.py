@@ -77,8 +77,11 @@ def test_ndjson_batch_with_bad_lines_stores_the_good_ones(api):
 
 
 def test_invalid_json_is_400_with_line_and_column(api):
-    r = api.post(URL, content=b'{\n  "rule": {"level": 3,\n  oops}', headers={
-        "Content-Type": "application/json"})
+    r = api.post(
+        URL,
+        content=b'{\n  "rule": {"level": 3,\n  oops}',
+        headers={"Content-Type": "application/json"},
+    )
     assert r.status_code == 400
     body = r.json()
     assert body["error"] == "invalid_json"
@@ -131,10 +134,12 @@ def test_body_over_the_limit_is_413(tmp_path, database_url):
 
 def test_wazuh_quirks_are_accepted(api):
     # The indexer export: @timestamp, _id, input, and offsets without a colon.
-    for name in ("crowdsec_json_decoded_100003_indexer_doc.json",
-                 "suricata_ids_alert_86601_indexer_doc.json",
-                 "windows_security_4624_rdp_loopback_92656_indexer_doc.json",
-                 "sysmon_event1_process_create_hashes_100500.json"):
+    for name in (
+        "crowdsec_json_decoded_100003_indexer_doc.json",
+        "suricata_ids_alert_86601_indexer_doc.json",
+        "windows_security_4624_rdp_loopback_92656_indexer_doc.json",
+        "sysmon_event1_process_create_hashes_100500.json",
+    ):
         r = api.post(URL, json=sample(name))
         assert r.status_code == 202, (name, r.text)
     crowdsec = sample("crowdsec_json_decoded_100003_indexer_doc.json")

@@ -9,6 +9,7 @@ race to open the case gets an IntegrityError inside a savepoint, and joins the w
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -45,6 +46,17 @@ class _OpenCase:
     stored_severity: str
     dirty: bool = False
     observables: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
+
+
+@dataclass
+class FoldedAlert:
+    """One alert of a fold batch, as the after-fold hook (playbooks) sees it."""
+
+    alert_id: int
+    normalized: dict[str, Any]
+    raw: dict[str, Any]
+    case_id: int | None
+    opened: bool  # this alert opened its case
 
 
 @dataclass
@@ -91,9 +103,17 @@ def _as_utc(value: datetime) -> datetime:
 class Folder:
     """Holds the rules; `fold_pending(conn)` is the unit of work the writer runs."""
 
-    def __init__(self, rules: list[FoldRule], batch_size: int = 500) -> None:
+    def __init__(
+        self,
+        rules: list[FoldRule],
+        batch_size: int = 500,
+        after_fold: Callable[[Connection, list[FoldedAlert]], Any] | None = None,
+    ) -> None:
         self.rules = rules
         self.batch_size = batch_size
+        # Called in the folding transaction with every alert of the batch (playbooks queue their
+        # runs there, so an alert is folded and its runs queued atomically).
+        self.after_fold = after_fold
 
     def fold_pending(self, conn: Connection, limit: int | None = None) -> FoldResult:
         """Fold up to `limit` (default: batch_size) pending alerts, oldest first."""
@@ -114,12 +134,15 @@ class Folder:
         events: list[dict[str, Any]] = []
         now = datetime.now(UTC)
         decided: list[tuple[int, NormalizedAlert, FoldDecision | None]] = []
+        docs: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
         for row in rows:
             norm = (
                 row.normalized if isinstance(row.normalized, dict) else orjson.loads(row.normalized)
             )
             alert = _from_dict(norm)
-            decided.append((row.id, alert, choose(self.rules, alert, orjson.loads(row.raw))))
+            raw = orjson.loads(row.raw)
+            docs[row.id] = (norm, raw)
+            decided.append((row.id, alert, choose(self.rules, alert, raw)))
         # Take every slot's case (lock it, or open it) in one global order before folding, so
         # that two workers whose batches share keys wait for each other instead of deadlocking.
         firsts: dict[tuple[str, str], tuple[FoldDecision, NormalizedAlert]] = {}
@@ -138,6 +161,7 @@ class Folder:
             if case is None:
                 to_open.append((decision, alert))
         self._open_many(conn, to_open, open_cases, now)
+        opened_by: set[int] = set()
         for alert_id, alert, decision in decided:
             if decision is None:
                 alert_updates.append(
@@ -148,6 +172,7 @@ class Folder:
             case = self._case_for(conn, open_cases, decision, alert, now)
             opened = case.alert_count == 0
             if opened:
+                opened_by.add(alert_id)
                 result.opened += 1
                 detail = {
                     "alert_id": alert_id,
@@ -197,6 +222,20 @@ class Folder:
             ),
             alert_updates,
         )
+        if self.after_fold is not None:
+            self.after_fold(
+                conn,
+                [
+                    FoldedAlert(
+                        u["a_id"],
+                        docs[u["a_id"]][0],
+                        docs[u["a_id"]][1],
+                        u["a_case"],
+                        u["a_id"] in opened_by,
+                    )
+                    for u in alert_updates
+                ],
+            )
         return result
 
     def _case_for(

@@ -29,10 +29,18 @@ def _json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode("utf-8")
 
 
+def _json_loads(value: Any) -> Any:
+    # SQLite gives a JSON column NUMERIC affinity, so a stored bare number (the JSON text "10")
+    # comes back as the number itself: it is already the decoded value.
+    if isinstance(value, int | float):
+        return value
+    return orjson.loads(value)
+
+
 def make_engine(settings: Settings) -> Engine:
     url = settings.sqlalchemy_url
     # JSON columns go through orjson: the stdlib encoder was a visible share of intake CPU.
-    json_opts: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
+    json_opts: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": _json_loads}
     if settings.is_sqlite:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = create_engine(

@@ -1,0 +1,1 @@
+"""Playbooks: YAML workflows in Tracecat's syntax, validated and compiled at load, run per alert."""

@@ -1,0 +1,588 @@
+"""Running playbooks for stored alerts: runs are queued in the store, claimed, executed, recorded.
+
+* Queued with the fold: `enqueue` runs inside the folding transaction, so an alert is folded and
+  its runs queued atomically; a crash loses neither.
+* Claimed from the store with a lease (`status='running'`, `lease_until`), never from memory: a
+  crashed runner's runs are taken over when the lease expires, and several processes can share
+  the queue (PostgreSQL: FOR UPDATE SKIP LOCKED).
+* Executed in memory by `Runner`; case effects and step records are written together in one
+  transaction per batch of runs, so a step recorded as done is never repeated and a case change
+  is never applied without its record (or twice). A crash before that transaction loses only
+  unrecorded work, which runs again when the lease expires.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import orjson
+from sqlalchemy import Engine, and_, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from casefold.actions.context import ActionContext
+from casefold.cases import timeline
+from casefold.cases.model import case_ref
+from casefold.connectors.netguard import URLGuard
+from casefold.errors import NotFoundError
+from casefold.expressions import ExpressionError
+from casefold.folding.apply import FoldedAlert
+from casefold.playbooks.library import PlaybookLibrary
+from casefold.playbooks.model import Playbook
+from casefold.playbooks.runner import WAITING, Runner, RunOutcome, StepRecord
+from casefold.store.tables import (
+    RUN_FAILED,
+    RUN_QUEUED,
+    RUN_RUNNING,
+    alerts,
+    playbook_runs,
+    run_steps,
+)
+from casefold.store.writer import Writer
+
+log = logging.getLogger("casefold.playbooks")
+
+LEASE = timedelta(minutes=5)
+
+
+def trigger_context(
+    raw: Any, normalized: Mapping[str, Any], case_id: int | None, opened: bool
+) -> dict[str, Any]:
+    """TRIGGER: `data` is the alert exactly as the source wrote it (the article's
+    TRIGGER.data.rule.groups works unchanged), `alert` the normalised view, `case` its case."""
+    case = {"id": case_id, "ref": case_ref(case_id), "opened_by_alert": opened} if case_id else None
+    return {"data": raw, "alert": dict(normalized), "case": case}
+
+
+@dataclass
+class _Claimed:
+    run_id: int
+    alert_id: int
+    playbook: str
+    records: dict[str, StepRecord] = field(default_factory=dict)
+    alert: Any = None  # the alert row (raw, normalized, case_id)
+    opened: bool = False  # the alert opened its case
+
+
+class PlaybookEngine:
+    def __init__(
+        self,
+        engine: Engine,
+        writer: Writer,
+        library: PlaybookLibrary,
+        *,
+        secrets: Mapping[str, Mapping[str, str]] | None = None,
+        variables: Mapping[str, Any] | None = None,
+        settings: Any = None,
+        http_allow_networks: Iterable[str] = (),
+        workers: int = 2,
+        batch: int = 50,
+        runner: Runner | None = None,
+        http_client: httpx.Client | None = None,
+    ) -> None:
+        self.engine = engine
+        self.writer = writer
+        self.library = library
+        self.secrets = {k: dict(v) for k, v in (secrets or {}).items()}
+        self.variables = dict(variables or {})
+        self.settings = settings
+        self.guard = URLGuard(http_allow_networks)
+        self.runner = runner or Runner()
+        self.workers = workers
+        self.batch = batch
+        self.http = http_client or httpx.Client(timeout=30.0)
+        self._secret_values = [v for kv in self.secrets.values() for v in kv.values() if v]
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # -- queueing (inside the folding transaction) -----------------------------------------
+
+    def enqueue(self, conn: Connection, folded: list[FoldedAlert]) -> int:
+        playbooks = self.library.all()
+        if not playbooks or not folded:
+            return 0
+        now = datetime.now(UTC)
+        rows = []
+        for item in folded:
+            ctx: dict[str, Any] | None = None
+            for pb in playbooks:
+                if not pb.trigger.matches_static(item.normalized):
+                    continue
+                if pb.trigger.condition is not None:
+                    if ctx is None:
+                        ctx = {
+                            "TRIGGER": trigger_context(
+                                item.raw, item.normalized, item.case_id, item.opened
+                            ),
+                            "VARS": self.variables,
+                        }
+                    try:
+                        ok = _evaluate(pb.trigger.condition, ctx)
+                    except ExpressionError as exc:
+                        log.warning(
+                            "playbook %s: trigger.if failed on alert %d: %s",
+                            pb.name,
+                            item.alert_id,
+                            exc,
+                        )
+                        continue
+                    if not ok:
+                        continue
+                rows.append(
+                    {
+                        "alert_id": item.alert_id,
+                        "case_id": item.case_id,
+                        "playbook": pb.name,
+                        "version": pb.version,
+                        "status": RUN_QUEUED,
+                        "created_at": now,
+                        "not_before": now,
+                        "attempts": 0,
+                    }
+                )
+        if rows:
+            ins = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+            conn.execute(
+                ins(playbook_runs).on_conflict_do_nothing(index_elements=["alert_id", "playbook"]),
+                rows,
+            )
+            self._wake.set()
+        return len(rows)
+
+    # -- the worker loop ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        for i in range(self.workers):
+            t = threading.Thread(target=self._loop, name=f"casefold-runner-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        for t in self._threads:
+            t.join(timeout=30)
+        self._threads.clear()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                done = self.run_once()
+            except Exception:  # keep the runner alive; leases make the runs come back
+                log.exception("playbook runner failed; retrying")
+                self._stop.wait(1.0)
+                continue
+            if done == 0:
+                self._wake.wait(1.0)
+                self._wake.clear()
+
+    def drain(self, timeout: float = 60.0) -> int:
+        """Run everything due now, and wait for runs other threads are executing (tests, replay)."""
+        total = 0
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            n = self.run_once()
+            total += n
+            if n:
+                continue
+            with self.engine.connect() as conn:
+                busy = conn.execute(
+                    select(func.count())
+                    .select_from(playbook_runs)
+                    .where(
+                        or_(
+                            playbook_runs.c.status == RUN_RUNNING,
+                            and_(
+                                playbook_runs.c.status == RUN_QUEUED,
+                                playbook_runs.c.not_before <= datetime.now(UTC),
+                            ),
+                        )
+                    )
+                ).scalar_one()
+            if not busy:
+                return total
+            time.sleep(0.02)
+        raise TimeoutError("playbook runs still in progress")
+
+    def run_once(self) -> int:
+        claimed = self.writer.run(
+            lambda conn: self._claim(conn, self.batch), background=True, timeout=None
+        )
+        if not claimed:
+            return 0
+        self._load(claimed)
+        outcomes: list[tuple[_Claimed, RunOutcome | None, str | None, ActionContext | None]] = []
+        for run in claimed:
+            outcomes.append(self._execute(run))
+        self.writer.run(lambda conn: self._flush(conn, outcomes), background=True, timeout=None)
+        return len(claimed)
+
+    # -- claim, load, execute, flush -------------------------------------------------------------
+
+    def _claim(self, conn: Connection, limit: int) -> list[_Claimed]:
+        now = datetime.now(UTC)
+        due = or_(
+            and_(playbook_runs.c.status == RUN_QUEUED, playbook_runs.c.not_before <= now),
+            and_(playbook_runs.c.status == RUN_RUNNING, playbook_runs.c.lease_until < now),
+        )
+        pick = select(playbook_runs.c.id).where(due).order_by(playbook_runs.c.id).limit(limit)
+        if conn.dialect.name == "postgresql":
+            pick = pick.with_for_update(skip_locked=True)
+        ids = [r.id for r in conn.execute(pick)]
+        if not ids:
+            return []
+        conn.execute(
+            update(playbook_runs)
+            .where(playbook_runs.c.id.in_(ids))
+            .values(
+                status=RUN_RUNNING,
+                lease_until=now + LEASE,
+                attempts=playbook_runs.c.attempts + 1,
+                started_at=func.coalesce(playbook_runs.c.started_at, now),
+            )
+        )
+        rows = conn.execute(
+            select(playbook_runs.c.id, playbook_runs.c.alert_id, playbook_runs.c.playbook)
+            .where(playbook_runs.c.id.in_(ids))
+            .order_by(playbook_runs.c.id)
+        )
+        return [_Claimed(r.id, r.alert_id, r.playbook) for r in rows]
+
+    def _load(self, claimed: list[_Claimed]) -> None:
+        run_ids = [c.run_id for c in claimed]
+        alert_ids = list({c.alert_id for c in claimed})
+        with self.engine.connect() as conn:
+            arows = {
+                r.id: r
+                for r in conn.execute(
+                    select(alerts.c.id, alerts.c.raw, alerts.c.normalized, alerts.c.case_id).where(
+                        alerts.c.id.in_(alert_ids)
+                    )
+                )
+            }
+            case_ids = {r.case_id for r in arows.values() if r.case_id}
+            first_alert = {}
+            if case_ids:
+                first_alert = dict(
+                    conn.execute(
+                        select(alerts.c.case_id, func.min(alerts.c.id))
+                        .where(alerts.c.case_id.in_(case_ids))
+                        .group_by(alerts.c.case_id)
+                    ).all()
+                )
+            steps: dict[int, dict[str, StepRecord]] = {}
+            for r in conn.execute(select(run_steps).where(run_steps.c.run_id.in_(run_ids))):
+                steps.setdefault(r.run_id, {})[r.ref] = StepRecord(
+                    ref=r.ref,
+                    action=r.action,
+                    status=r.status,
+                    attempts=r.attempts,
+                    started_at=r.started_at,
+                    duration_ms=r.duration_ms,
+                    input=r.input,
+                    result=r.result,
+                    error=r.error,
+                    reason=r.reason,
+                    due=_due_from(r.reason, r.status, r.result),
+                )
+        for run in claimed:
+            row = arows.get(run.alert_id)
+            run.records = steps.get(run.run_id, {})
+            run.alert = row
+            run.opened = bool(row and row.case_id and first_alert.get(row.case_id) == row.id)
+
+    def context_for(
+        self, raw: Any, normalized: Mapping[str, Any], case_id: int | None, opened: bool
+    ) -> dict[str, Any]:
+        return {
+            "TRIGGER": trigger_context(raw, normalized, case_id, opened),
+            "SECRETS": self.secrets,
+            "VARS": self.variables,
+            "ENV": {"casefold": {"version": "0.1.0"}},
+            "var": {},
+        }
+
+    def _execute(
+        self, run: _Claimed
+    ) -> tuple[_Claimed, RunOutcome | None, str | None, ActionContext | None]:
+        row = run.alert
+        pb = self.library.get(run.playbook)
+        if row is None:
+            return run, None, "the alert no longer exists", None
+        if pb is None:
+            return run, None, f"playbook {run.playbook!r} is no longer loaded", None
+        raw = orjson.loads(row.raw)
+        normalized = (
+            row.normalized if isinstance(row.normalized, dict) else orjson.loads(row.normalized)
+        )
+        actx = self.action_context(pb, run.run_id, run.alert_id, row.case_id, run.opened)
+        ctx = self.context_for(raw, normalized, row.case_id, run.opened)
+        outcome = self.runner.execute(pb, ctx, run.records, actx, secret_values=self._secret_values)
+        return run, outcome, None, actx
+
+    def action_context(
+        self,
+        pb: Playbook,
+        run_id: int | None,
+        alert_id: int | None,
+        case_id: int | None,
+        opened: bool,
+        *,
+        dry_run: bool = False,
+        live: bool = False,
+    ) -> ActionContext:
+        return ActionContext(
+            playbook=pb.name,
+            run_id=run_id,
+            alert_id=alert_id,
+            case_id=case_id,
+            case_opened_by_alert=opened,
+            engine=self.engine,
+            run_now=None if dry_run else (lambda job: self.writer.run(job, timeout=None)),
+            secrets=self.secrets,
+            http_client=self.http,
+            http_allow=self.guard.check,
+            dry_run=dry_run,
+            live=live,
+            settings=self.settings,
+        )
+
+    def _flush(
+        self,
+        conn: Connection,
+        outcomes: list[tuple[_Claimed, RunOutcome | None, str | None, ActionContext | None]],
+    ) -> None:
+        now = datetime.now(UTC)
+        for run, outcome, problem, actx in outcomes:
+            if outcome is None or actx is None:
+                conn.execute(
+                    update(playbook_runs)
+                    .where(playbook_runs.c.id == run.run_id)
+                    .values(status=RUN_FAILED, error=problem, finished_at=now, lease_until=None)
+                )
+                continue
+            error = outcome.error
+            try:
+                with conn.begin_nested():
+                    for _desc, effect in actx.effects:
+                        effect(conn)
+            except Exception as exc:  # a case change the store refused: the run fails, visibly
+                outcome.status = RUN_FAILED
+                error = f"applying case changes failed: {exc}"
+            _upsert_steps(conn, run.run_id, outcome, outcome.changed)
+            if outcome.status == WAITING:
+                conn.execute(
+                    update(playbook_runs)
+                    .where(playbook_runs.c.id == run.run_id)
+                    .values(
+                        status=RUN_QUEUED,
+                        not_before=outcome.not_before,
+                        lease_until=None,
+                        case_id=actx.case_id,
+                    )
+                )
+                continue
+            conn.execute(
+                update(playbook_runs)
+                .where(playbook_runs.c.id == run.run_id)
+                .values(
+                    status=outcome.status,
+                    error=error,
+                    finished_at=now,
+                    lease_until=None,
+                    case_id=actx.case_id,
+                )
+            )
+            if actx.case_id:
+                counts = outcome.counts
+                summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+                timeline.record(
+                    conn,
+                    [
+                        timeline.event_row(
+                            actx.case_id,
+                            "playbook_run",
+                            actor=f"playbook:{run.playbook}",
+                            detail={
+                                "run_id": run.run_id,
+                                "alert_id": run.alert_id,
+                                "status": outcome.status,
+                                "steps": counts,
+                                "reason": f"playbook {run.playbook} run {run.run_id} "
+                                f"{outcome.status} ({summary})" + (f": {error}" if error else ""),
+                            },
+                            at=now,
+                        )
+                    ],
+                )
+
+    # -- retry -----------------------------------------------------------------------------------
+
+    def retry(self, run_id: int) -> None:
+        """Queue a finished run again; its failed and skipped steps run again, done ones don't."""
+
+        def job(conn: Connection) -> None:
+            row = conn.execute(
+                select(playbook_runs.c.status).where(playbook_runs.c.id == run_id)
+            ).first()
+            if row is None:
+                raise NotFoundError(f"run {run_id} does not exist")
+            conn.execute(
+                run_steps.delete().where(
+                    run_steps.c.run_id == run_id, run_steps.c.status != "succeeded"
+                )
+            )
+            conn.execute(
+                update(playbook_runs)
+                .where(playbook_runs.c.id == run_id)
+                .values(
+                    status=RUN_QUEUED,
+                    not_before=datetime.now(UTC),
+                    error=None,
+                    finished_at=None,
+                    lease_until=None,
+                )
+            )
+
+        self.writer.run(job)
+        self.wake()
+
+
+def _evaluate(expr: Any, context: Mapping[str, Any]) -> Any:
+    if hasattr(expr, "evaluate"):
+        return expr.evaluate(context)
+    return expr.render(context)
+
+
+def _due_from(reason: str | None, status: str, result: Any) -> datetime | None:
+    if status != WAITING or not isinstance(result, dict):
+        return None
+    due = result.get("due")
+    return datetime.fromisoformat(due) if isinstance(due, str) else None
+
+
+def _jsonable(value: Any) -> Any:
+    """Step inputs and results as JSON (datetimes become ISO strings, unknown objects text)."""
+    return orjson.loads(orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS))
+
+
+def _upsert_steps(conn: Connection, run_id: int, outcome: RunOutcome, refs: list[str]) -> None:
+    rows = []
+    for ref in refs:
+        rec = outcome.records[ref]
+        result = rec.result
+        if rec.status == WAITING:
+            result = {"due": rec.due.isoformat() if rec.due else None}
+        rows.append(
+            {
+                "run_id": run_id,
+                "ref": rec.ref,
+                "action": rec.action,
+                "status": rec.status,
+                "attempts": rec.attempts,
+                "started_at": rec.started_at,
+                "duration_ms": rec.duration_ms,
+                "input": _jsonable(rec.input),
+                "result": _jsonable(result),
+                "error": rec.error,
+                "reason": rec.reason,
+            }
+        )
+    if not rows:
+        return
+    ins = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    stmt = ins(run_steps)
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["run_id", "ref"],
+            set_={
+                c: stmt.excluded[c]
+                for c in (
+                    "action",
+                    "status",
+                    "attempts",
+                    "started_at",
+                    "duration_ms",
+                    "input",
+                    "result",
+                    "error",
+                    "reason",
+                )
+            },
+        ),
+        rows,
+    )
+
+
+def runs_for_alert(conn: Connection, alert_id: int) -> list[dict[str, Any]]:
+    if conn.execute(select(alerts.c.id).where(alerts.c.id == alert_id)).first() is None:
+        raise NotFoundError(f"alert {alert_id} does not exist")
+    runs = (
+        conn.execute(
+            select(playbook_runs)
+            .where(playbook_runs.c.alert_id == alert_id)
+            .order_by(playbook_runs.c.id)
+        )
+        .mappings()
+        .all()
+    )
+    return [_run_dict(conn, r) for r in runs]
+
+
+def get_run(conn: Connection, run_id: int) -> dict[str, Any]:
+    row = conn.execute(select(playbook_runs).where(playbook_runs.c.id == run_id)).mappings().first()
+    if row is None:
+        raise NotFoundError(f"run {run_id} does not exist")
+    return _run_dict(conn, row)
+
+
+def _run_dict(conn: Connection, r: Mapping[str, Any]) -> dict[str, Any]:
+    steps = (
+        conn.execute(
+            select(run_steps).where(run_steps.c.run_id == r["id"]).order_by(run_steps.c.id)
+        )
+        .mappings()
+        .all()
+    )
+    return {
+        "id": r["id"],
+        "alert_id": r["alert_id"],
+        "playbook": r["playbook"],
+        "version": r["version"],
+        "status": r["status"],
+        "attempts": r["attempts"],
+        "case": case_ref(r["case_id"]) if r["case_id"] else None,
+        "created_at": r["created_at"],
+        "started_at": r["started_at"],
+        "finished_at": r["finished_at"],
+        "error": r["error"],
+        "steps": [
+            {
+                k: s[k]
+                for k in (
+                    "ref",
+                    "action",
+                    "status",
+                    "attempts",
+                    "started_at",
+                    "duration_ms",
+                    "input",
+                    "result",
+                    "error",
+                    "reason",
+                )
+            }
+            for s in steps
+        ],
+    }
