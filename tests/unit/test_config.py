@@ -58,4 +58,20 @@ def test_every_setting_is_documented():
     doc = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
     for name in Settings.model_fields:
         assert f"`{name}`" in doc, name
-        assert f"CASEFOLD_{name.upper()}" in doc, name
+        env = "CASEFOLD_SECRET__" if name == "secrets" else f"CASEFOLD_{name.upper()}"
+        assert env in doc, name
+
+
+def test_secrets_from_file_and_environment_never_show(tmp_path: Path):
+    cfg = tmp_path / "c.yml"
+    cfg.write_text("secrets:\n  crowdsec_cti:\n    CTI_API_KEY: from-file\n    OTHER: kept\n")
+    s = load_settings(cfg, environ={"CASEFOLD_SECRET__CROWDSEC_CTI__CTI_API_KEY": "from-env"})
+    assert s.secret_values() == {"crowdsec_cti": {"CTI_API_KEY": "from-env", "OTHER": "kept"}}
+    assert "from-env" not in repr(s) and "from-env" not in str(s.model_dump())
+
+
+def test_list_settings_from_the_environment():
+    s = load_settings(environ={"CASEFOLD_BUNDLED_PLAYBOOKS": "a, b",
+                               "CASEFOLD_HTTP_ALLOW_NETWORKS": "[127.0.0.0/8]"})
+    assert s.bundled_playbooks == ["a", "b"]
+    assert s.http_allow_networks == ["127.0.0.0/8"]
