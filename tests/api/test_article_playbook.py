@@ -158,3 +158,16 @@ def test_a_crowdsec_outage_fails_the_run_visibly_and_retry_finishes_it(pb_api, c
     again = pb_api.get(f"/api/v1/runs/{run['id']}").json()
     assert again["status"] == "succeeded"
     assert the_case(pb_api, "1.2.3.4")["priority"] == "critical"
+
+
+def test_lookups_are_cached_across_alerts(pb_api, crowdsec):
+    pb_api.post(URL, json=[crowdsec_alert(i, ip, level=12) for i, ip in
+                           enumerate(["1.2.3.4", "4.4.4.4"] * 5)])
+    process(pb_api)
+    # one call per address: the second answer of each came from the cache; the 404 too
+    assert crowdsec.calls_for("1.2.3.4") == 1 and crowdsec.calls_for("4.4.4.4") == 1
+    run = pb_api.get("/api/v1/alerts/3/runs").json()["items"][0]
+    lookup = {s["ref"]: s for s in run["steps"]}["lookup_ip_address"]["result"]
+    assert lookup["provenance"]["provider"] == "crowdsec"
+    assert lookup["provenance"]["from_cache"] is True
+    assert lookup["data"]["reputation"] == "malicious"

@@ -22,7 +22,8 @@ from sqlalchemy.engine import Connection
 
 from casefold.actions.context import ActionContext
 from casefold.actions.registry import REGISTRY
-from casefold.cases import queries, service, timeline
+from casefold.cases import queries, service
+from casefold.cases.bulk import CaseOp
 from casefold.cases.model import case_ref, parse_case_ref
 from casefold.errors import InvalidInputError
 from casefold.store.tables import cases
@@ -75,11 +76,17 @@ def _clean(args: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _merge_tags(conn: Connection, case_id: int, changes: dict[str, Any]) -> dict[str, Any]:
+def _update_op(case_id: int, values: dict[str, Any], actor: str) -> CaseOp:
     # A playbook adds tags; it never silently removes the ones folding or analysts put there.
-    if "tags" in changes:
-        changes = {**changes, "tags": [*service.case_tag_list(conn, case_id), *changes["tags"]]}
-    return changes
+    scalar = {k: v for k, v in values.items() if k not in ("tags", "fields")}
+    return CaseOp(
+        "update",
+        case_id,
+        actor,
+        values=scalar,
+        tags=list(values.get("tags", ())),
+        fields=values.get("fields"),
+    )
 
 
 @REGISTRY.action(
@@ -95,29 +102,17 @@ def create_case(args: dict[str, Any], ctx: ActionContext) -> dict[str, Any]:
     if ctx.case_id is not None:
         case_id = ctx.case_id
         if ctx.case_opened_by_alert:
-            ctx.defer(
-                f"apply create_case fields to {case_ref(case_id)}",
-                lambda conn: service.update_case(
-                    conn, case_id, _merge_tags(conn, case_id, values), actor=ctx.actor
+            ctx.change_case(_update_op(case_id, values, ctx.actor))
+            return _summary(case_id, {**values, "folded": False})
+        ctx.change_case(
+            CaseOp(
+                "note",
+                case_id,
+                ctx.actor,
+                text=(
+                    f"create_case: alert {ctx.alert_id} joined this case, so no new case was opened"
                 ),
             )
-            return _summary(case_id, {**values, "folded": False})
-        ctx.defer(
-            f"note on {case_ref(case_id)}",
-            lambda conn: timeline.record(
-                conn,
-                [
-                    timeline.event_row(
-                        case_id,
-                        "playbook_note",
-                        actor=ctx.actor,
-                        detail={
-                            "reason": f"create_case: alert {ctx.alert_id} joined this case, "
-                            "so no new case was opened"
-                        },
-                    )
-                ],
-            ),
         )
         return _summary(case_id, {"folded": True})
     if ctx.dry_run:
@@ -145,27 +140,9 @@ def update_case(args: dict[str, Any], ctx: ActionContext) -> dict[str, Any]:
     case_id = _case_id(args.get("case_id"))
     values = _clean(args)
     if args.get("append") and "description" in values:
-        extra = values.pop("description")
-        ctx.defer(
-            f"append to {case_ref(case_id)} description",
-            lambda conn: service.update_case(
-                conn,
-                case_id,
-                {
-                    "description": (
-                        service.get_case_for_update(conn, case_id)["description"] + "\n" + extra
-                    ).strip()
-                },
-                actor=ctx.actor,
-            ),
-        )
+        ctx.change_case(CaseOp("append", case_id, ctx.actor, text=values.pop("description")))
     if values:
-        ctx.defer(
-            f"update {case_ref(case_id)}: {', '.join(sorted(values))}",
-            lambda conn: service.update_case(
-                conn, case_id, _merge_tags(conn, case_id, values), actor=ctx.actor
-            ),
-        )
+        ctx.change_case(_update_op(case_id, values, ctx.actor))
     return _summary(case_id, values)
 
 
@@ -182,10 +159,7 @@ def create_comment(args: dict[str, Any], ctx: ActionContext) -> dict[str, Any]:
     content = args.get("content")
     if not isinstance(content, str) or not content.strip():
         raise InvalidInputError("content must be a non-empty string", field="content")
-    ctx.defer(
-        f"comment on {case_ref(case_id)}",
-        lambda conn: service.add_comment(conn, case_id, content, author=ctx.actor),
-    )
+    ctx.change_case(CaseOp("comment", case_id, ctx.actor, text=content))
     return {"case_id": case_id, "content": content}
 
 
@@ -200,10 +174,7 @@ def add_tag(args: dict[str, Any], ctx: ActionContext) -> dict[str, Any]:
     """Add a tag to a case."""
     case_id = _case_id(args.get("case_id"))
     tags = service.clean_tags([args.get("tag")])
-    ctx.defer(
-        f"tag {case_ref(case_id)}",
-        lambda conn: service.add_tags(conn, case_id, tags, actor=ctx.actor),
-    )
+    ctx.change_case(CaseOp("update", case_id, ctx.actor, tags=tags))
     return {"case_id": case_id, "tag": tags[0]}
 
 
@@ -218,10 +189,7 @@ def assign(args: dict[str, Any], ctx: ActionContext) -> dict[str, Any]:
     case_id = _case_id(args.get("case_id"))
     values = {"assignee": args.get("assignee")}
     service.validate_fields(values)
-    ctx.defer(
-        f"assign {case_ref(case_id)}",
-        lambda conn: service.update_case(conn, case_id, values, actor=ctx.actor),
-    )
+    ctx.change_case(_update_op(case_id, values, ctx.actor))
     return _summary(case_id, values)
 
 

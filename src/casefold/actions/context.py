@@ -17,6 +17,9 @@ import httpx
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
+from casefold.cases.bulk import CaseOp
+from casefold.enrichment.cache import EnrichmentCache
+
 Effect = Callable[[Connection], Any]
 
 
@@ -38,6 +41,8 @@ class ActionContext:
     effects: list[tuple[str, Effect]] = field(default_factory=list)
     http_trace: list[dict[str, Any]] = field(default_factory=list)
     settings: Any = None
+    cache: EnrichmentCache | None = None  # shared threat-intel answers
+    case_ops: list[CaseOp] = field(default_factory=list)  # case changes, applied in bulk
 
     @property
     def actor(self) -> str:
@@ -45,6 +50,13 @@ class ActionContext:
 
     def defer(self, description: str, effect: Effect) -> None:
         self.effects.append((description, effect))
+
+    def change_case(self, op: CaseOp) -> None:
+        self.case_ops.append(op)
+
+    def planned_changes(self) -> list[str]:
+        """What this run would change, in words (for dry runs and traces)."""
+        return [d for d, _ in self.effects] + [op.describe() for op in self.case_ops]
 
     @property
     def makes_requests(self) -> bool:

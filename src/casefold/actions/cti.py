@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 import httpx
@@ -31,10 +32,23 @@ def crowdsec_lookup_ip(args: dict[str, Any], ctx: ActionContext) -> dict[str, An
             "secret crowdsec_cti.CTI_API_KEY is not configured", field="ip_address"
         )
     base = getattr(ctx.settings, "crowdsec_url", None) or crowdsec.DEFAULT_BASE_URL
-    if not ctx.makes_requests:
-        ctx.http_trace.append({"method": "GET", "url": f"{base}/v2/smoke/{ip}", "sent": False})
-        return {"status_code": None, "data": {"ip": ip, "reputation": "unknown"}, "dry_run": True}
     try:
-        return crowdsec.smoke(ctx.http_client or httpx.Client(), base, key, ip, ctx.timeout)
+        address = str(ipaddress.ip_address(ip.strip()))
     except ValueError:
         raise InvalidInputError(f"{ip!r} is not an IP address", field="ip_address") from None
+    if ctx.cache is not None:
+        cached = ctx.cache.get("crowdsec", address)
+        if cached is not None:
+            return {**cached.value, "provenance": cached.provenance("crowdsec")}
+    if not ctx.makes_requests:
+        ctx.http_trace.append({"method": "GET", "url": f"{base}/v2/smoke/{address}", "sent": False})
+        return {
+            "status_code": None,
+            "data": {"ip": address, "reputation": "unknown"},
+            "dry_run": True,
+        }
+    answer = crowdsec.smoke(ctx.http_client or httpx.Client(), base, key, address, ctx.timeout)
+    if ctx.cache is not None and not ctx.dry_run:
+        stored = ctx.cache.put("crowdsec", address, answer, negative=answer["status_code"] == 404)
+        return {**answer, "provenance": stored.provenance("crowdsec")}
+    return {**answer, "provenance": {"provider": "crowdsec", "from_cache": False}}

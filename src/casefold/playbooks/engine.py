@@ -23,14 +23,16 @@ from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy import Engine, and_, func, or_, select, update
+from sqlalchemy import JSON, Engine, and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from casefold.actions.context import ActionContext
 from casefold.cases import timeline
+from casefold.cases.bulk import apply_ops
 from casefold.cases.model import case_ref
 from casefold.connectors.netguard import URLGuard
+from casefold.enrichment.cache import EnrichmentCache
 from casefold.errors import NotFoundError
 from casefold.expressions import ExpressionError
 from casefold.folding.apply import FoldedAlert
@@ -43,7 +45,6 @@ from casefold.store.tables import (
     RUN_RUNNING,
     alerts,
     playbook_runs,
-    run_steps,
 )
 from casefold.store.writer import Writer
 
@@ -86,6 +87,7 @@ class PlaybookEngine:
         batch: int = 50,
         runner: Runner | None = None,
         http_client: httpx.Client | None = None,
+        cache: EnrichmentCache | None = None,
     ) -> None:
         self.engine = engine
         self.writer = writer
@@ -98,6 +100,7 @@ class PlaybookEngine:
         self.workers = workers
         self.batch = batch
         self.http = http_client or httpx.Client(timeout=30.0)
+        self.cache = cache or EnrichmentCache(engine, writer)
         self._secret_values = [v for kv in self.secrets.values() for v in kv.values() if v]
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -146,6 +149,7 @@ class PlaybookEngine:
                         "created_at": now,
                         "not_before": now,
                         "attempts": 0,
+                        "steps": [],
                     }
                 )
         if rows:
@@ -281,21 +285,14 @@ class PlaybookEngine:
                         .group_by(alerts.c.case_id)
                     ).all()
                 )
-            steps: dict[int, dict[str, StepRecord]] = {}
-            for r in conn.execute(select(run_steps).where(run_steps.c.run_id.in_(run_ids))):
-                steps.setdefault(r.run_id, {})[r.ref] = StepRecord(
-                    ref=r.ref,
-                    action=r.action,
-                    status=r.status,
-                    attempts=r.attempts,
-                    started_at=r.started_at,
-                    duration_ms=r.duration_ms,
-                    input=r.input,
-                    result=r.result,
-                    error=r.error,
-                    reason=r.reason,
-                    due=_due_from(r.reason, r.status, r.result),
+            steps = {
+                r.id: {d["ref"]: _record_from(d) for d in (r.steps or [])}
+                for r in conn.execute(
+                    select(playbook_runs.c.id, playbook_runs.c.steps).where(
+                        playbook_runs.c.id.in_(run_ids)
+                    )
                 )
+            }
         for run in claimed:
             row = arows.get(run.alert_id)
             run.records = steps.get(run.run_id, {})
@@ -356,6 +353,7 @@ class PlaybookEngine:
             dry_run=dry_run,
             live=live,
             settings=self.settings,
+            cache=self.cache,
         )
 
     def _flush(
@@ -363,69 +361,100 @@ class PlaybookEngine:
         conn: Connection,
         outcomes: list[tuple[_Claimed, RunOutcome | None, str | None, ActionContext | None]],
     ) -> None:
+        """Record a batch of runs: case changes, steps, run states and timeline, in bulk."""
         now = datetime.now(UTC)
+        errors: dict[int, str] = {}
+        live = [
+            (run, outcome, actx)
+            for run, outcome, _p, actx in outcomes
+            if outcome is not None and actx is not None
+        ]
+        # Case changes of all runs together; if the store refuses them (a case was deleted),
+        # apply run by run so that only the offending run fails.
+        try:
+            with conn.begin_nested():
+                self._apply_changes(conn, [actx for _r, _o, actx in live], now)
+        except Exception:
+            for run, outcome, actx in live:
+                try:
+                    with conn.begin_nested():
+                        self._apply_changes(conn, [actx], now)
+                except Exception as exc:  # a case change the store refused: fail visibly
+                    outcome.status = RUN_FAILED
+                    errors[run.run_id] = f"applying case changes failed: {exc}"
+        run_rows = []
+        events = []
         for run, outcome, problem, actx in outcomes:
             if outcome is None or actx is None:
-                conn.execute(
-                    update(playbook_runs)
-                    .where(playbook_runs.c.id == run.run_id)
-                    .values(status=RUN_FAILED, error=problem, finished_at=now, lease_until=None)
-                )
+                run_rows.append(_run_row(run.run_id, RUN_FAILED, problem, now, None, None, None))
                 continue
-            error = outcome.error
-            try:
-                with conn.begin_nested():
-                    for _desc, effect in actx.effects:
-                        effect(conn)
-            except Exception as exc:  # a case change the store refused: the run fails, visibly
-                outcome.status = RUN_FAILED
-                error = f"applying case changes failed: {exc}"
-            _upsert_steps(conn, run.run_id, outcome, outcome.changed)
             if outcome.status == WAITING:
-                conn.execute(
-                    update(playbook_runs)
-                    .where(playbook_runs.c.id == run.run_id)
-                    .values(
-                        status=RUN_QUEUED,
-                        not_before=outcome.not_before,
-                        lease_until=None,
-                        case_id=actx.case_id,
+                run_rows.append(
+                    _run_row(
+                        run.run_id,
+                        RUN_QUEUED,
+                        None,
+                        None,
+                        actx.case_id,
+                        outcome.not_before,
+                        _steps_doc(pb_order(self, run), outcome),
                     )
                 )
                 continue
-            conn.execute(
-                update(playbook_runs)
-                .where(playbook_runs.c.id == run.run_id)
-                .values(
-                    status=outcome.status,
-                    error=error,
-                    finished_at=now,
-                    lease_until=None,
-                    case_id=actx.case_id,
+            error = errors.get(run.run_id, outcome.error)
+            run_rows.append(
+                _run_row(
+                    run.run_id,
+                    outcome.status,
+                    error,
+                    now,
+                    actx.case_id,
+                    None,
+                    _steps_doc(pb_order(self, run), outcome),
                 )
             )
             if actx.case_id:
                 counts = outcome.counts
                 summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-                timeline.record(
-                    conn,
-                    [
-                        timeline.event_row(
-                            actx.case_id,
-                            "playbook_run",
-                            actor=f"playbook:{run.playbook}",
-                            detail={
-                                "run_id": run.run_id,
-                                "alert_id": run.alert_id,
-                                "status": outcome.status,
-                                "steps": counts,
-                                "reason": f"playbook {run.playbook} run {run.run_id} "
-                                f"{outcome.status} ({summary})" + (f": {error}" if error else ""),
-                            },
-                            at=now,
-                        )
-                    ],
+                events.append(
+                    timeline.event_row(
+                        actx.case_id,
+                        "playbook_run",
+                        actor=f"playbook:{run.playbook}",
+                        detail={
+                            "run_id": run.run_id,
+                            "alert_id": run.alert_id,
+                            "status": outcome.status,
+                            "steps": counts,
+                            "reason": f"playbook {run.playbook} run {run.run_id} "
+                            f"{outcome.status} ({summary})" + (f": {error}" if error else ""),
+                        },
+                        at=now,
+                    )
                 )
+        if run_rows:
+            conn.execute(
+                update(playbook_runs)
+                .where(playbook_runs.c.id == bindparam("r_id"))
+                .values(
+                    status=bindparam("r_status"),
+                    error=bindparam("r_error"),
+                    finished_at=bindparam("r_finished"),
+                    lease_until=None,
+                    case_id=func.coalesce(bindparam("r_case"), playbook_runs.c.case_id),
+                    not_before=func.coalesce(bindparam("r_not_before"), playbook_runs.c.not_before),
+                    steps=func.coalesce(bindparam("r_steps", type_=JSON), playbook_runs.c.steps),
+                ),
+                run_rows,
+            )
+        timeline.record(conn, events)
+
+    @staticmethod
+    def _apply_changes(conn: Connection, contexts: list[ActionContext], now: datetime) -> None:
+        for actx in contexts:
+            for _desc, effect in actx.effects:
+                effect(conn)
+        apply_ops(conn, [op for actx in contexts for op in actx.case_ops], now)
 
     # -- retry -----------------------------------------------------------------------------------
 
@@ -434,21 +463,20 @@ class PlaybookEngine:
 
         def job(conn: Connection) -> None:
             row = conn.execute(
-                select(playbook_runs.c.status).where(playbook_runs.c.id == run_id)
+                select(playbook_runs.c.status, playbook_runs.c.steps).where(
+                    playbook_runs.c.id == run_id
+                )
             ).first()
             if row is None:
                 raise NotFoundError(f"run {run_id} does not exist")
-            conn.execute(
-                run_steps.delete().where(
-                    run_steps.c.run_id == run_id, run_steps.c.status != "succeeded"
-                )
-            )
+            kept = [d for d in (row.steps or []) if d.get("status") == "succeeded"]
             conn.execute(
                 update(playbook_runs)
                 .where(playbook_runs.c.id == run_id)
                 .values(
                     status=RUN_QUEUED,
                     not_before=datetime.now(UTC),
+                    steps=kept,
                     error=None,
                     finished_at=None,
                     lease_until=None,
@@ -465,63 +493,73 @@ def _evaluate(expr: Any, context: Mapping[str, Any]) -> Any:
     return expr.render(context)
 
 
-def _due_from(reason: str | None, status: str, result: Any) -> datetime | None:
-    if status != WAITING or not isinstance(result, dict):
-        return None
-    due = result.get("due")
-    return datetime.fromisoformat(due) if isinstance(due, str) else None
+def _run_row(
+    run_id: int,
+    status: str,
+    error: str | None,
+    finished: datetime | None,
+    case_id: int | None,
+    not_before: datetime | None,
+    steps: list[dict[str, Any]] | None,
+) -> dict[str, Any]:
+    return {
+        "r_id": run_id,
+        "r_status": status,
+        "r_error": error,
+        "r_finished": finished,
+        "r_case": case_id,
+        "r_not_before": not_before,
+        "r_steps": steps,
+    }
 
 
-def _jsonable(value: Any) -> Any:
-    """Step inputs and results as JSON (datetimes become ISO strings, unknown objects text)."""
-    return orjson.loads(orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS))
+def pb_order(engine: PlaybookEngine, run: _Claimed) -> list[str]:
+    pb = engine.library.get(run.playbook)
+    return [step.ref for step in pb.steps] if pb else []
 
 
-def _upsert_steps(conn: Connection, run_id: int, outcome: RunOutcome, refs: list[str]) -> None:
-    rows = []
+def _steps_doc(order: list[str], outcome: RunOutcome) -> list[dict[str, Any]]:
+    """Every step's record as JSON, in playbook order (steps not reached yet are absent)."""
+    refs = [r for r in order if r in outcome.records] + [
+        r for r in outcome.records if r not in order
+    ]
+    doc = []
     for ref in refs:
         rec = outcome.records[ref]
-        result = rec.result
-        if rec.status == WAITING:
-            result = {"due": rec.due.isoformat() if rec.due else None}
-        rows.append(
+        doc.append(
             {
-                "run_id": run_id,
                 "ref": rec.ref,
                 "action": rec.action,
                 "status": rec.status,
                 "attempts": rec.attempts,
-                "started_at": rec.started_at,
+                "started_at": rec.started_at.isoformat() if rec.started_at else None,
                 "duration_ms": rec.duration_ms,
-                "input": _jsonable(rec.input),
-                "result": _jsonable(result),
+                "input": rec.input,
+                "result": rec.result,
                 "error": rec.error,
                 "reason": rec.reason,
+                "due": rec.due.isoformat() if rec.due else None,
             }
         )
-    if not rows:
-        return
-    ins = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = ins(run_steps)
-    conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["run_id", "ref"],
-            set_={
-                c: stmt.excluded[c]
-                for c in (
-                    "action",
-                    "status",
-                    "attempts",
-                    "started_at",
-                    "duration_ms",
-                    "input",
-                    "result",
-                    "error",
-                    "reason",
-                )
-            },
-        ),
-        rows,
+    return doc
+
+
+def _record_from(d: Mapping[str, Any]) -> StepRecord:
+    def when(v: Any) -> datetime | None:
+        return datetime.fromisoformat(v) if isinstance(v, str) else None
+
+    return StepRecord(
+        ref=d["ref"],
+        action=d["action"],
+        status=d["status"],
+        attempts=d.get("attempts", 0),
+        started_at=when(d.get("started_at")),
+        duration_ms=d.get("duration_ms"),
+        input=d.get("input"),
+        result=d.get("result"),
+        error=d.get("error"),
+        reason=d.get("reason"),
+        due=when(d.get("due")),
     )
 
 
@@ -548,13 +586,7 @@ def get_run(conn: Connection, run_id: int) -> dict[str, Any]:
 
 
 def _run_dict(conn: Connection, r: Mapping[str, Any]) -> dict[str, Any]:
-    steps = (
-        conn.execute(
-            select(run_steps).where(run_steps.c.run_id == r["id"]).order_by(run_steps.c.id)
-        )
-        .mappings()
-        .all()
-    )
+    steps = r["steps"] or []
     return {
         "id": r["id"],
         "alert_id": r["alert_id"],
@@ -569,7 +601,7 @@ def _run_dict(conn: Connection, r: Mapping[str, Any]) -> dict[str, Any]:
         "error": r["error"],
         "steps": [
             {
-                k: s[k]
+                k: s.get(k)
                 for k in (
                     "ref",
                     "action",

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
+
 from casefold.actions.context import ActionContext
 from casefold.actions.registry import REGISTRY, ActionRegistry
 from casefold.expressions import Budget, ExpressionError
@@ -91,17 +93,26 @@ def _is_retryable(exc: BaseException) -> bool:
 
 def redact(value: Any, secrets: list[str]) -> Any:
     """Replace every occurrence of a secret in strings (keys too) with ***."""
-    if not secrets:
+    if not secrets or value is None:
         return value
+    # One C-speed scan of the serialised value first: almost always no secret is in it, and then
+    # the value is returned untouched instead of being walked and copied.
+    blob = orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS)
+    if not any(s.encode() in blob for s in secrets):
+        return value
+    return _redact(value, secrets)
+
+
+def _redact(value: Any, secrets: list[str]) -> Any:
     if isinstance(value, str):
         for s in secrets:
             if s and s in value:
                 value = value.replace(s, "***")
         return value
     if isinstance(value, dict):
-        return {redact(k, secrets): redact(v, secrets) for k, v in value.items()}
+        return {_redact(k, secrets): _redact(v, secrets) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [redact(v, secrets) for v in value]
+        return [_redact(v, secrets) for v in value]
     return value
 
 

@@ -26,7 +26,9 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
 def _json_dumps(value: Any) -> str:
-    return orjson.dumps(value).decode("utf-8")
+    # default=str: a datetime or other non-JSON value in a step's input or result is stored as
+    # text rather than failing the whole transaction.
+    return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode("utf-8")
 
 
 def _json_loads(value: Any) -> Any:

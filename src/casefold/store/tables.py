@@ -200,25 +200,22 @@ playbook_runs = Table(
     Column("lease_until", DateTime(timezone=True)),
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("error", Text),
+    # Every step's record (ref, action, status, attempts, input, result, error, duration), in
+    # playbook order: one document per run, rewritten as the run progresses.
+    Column("steps", JSON, nullable=False),
     UniqueConstraint("alert_id", "playbook", name="uq_run_alert_playbook"),
     Index("ix_runs_queue", "status", "not_before"),
     Index("ix_runs_alert", "alert_id"),
 )
 
-run_steps = Table(
-    "run_steps",
+# Threat-intel answers, positive and negative, shared by every playbook and worker.
+enrichment_cache = Table(
+    "enrichment_cache",
     metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
-    Column("run_id", Id, ForeignKey("playbook_runs.id", ondelete="CASCADE"), nullable=False),
-    Column("ref", String(100), nullable=False),
-    Column("action", String(200), nullable=False),
-    Column("status", String(16), nullable=False),  # succeeded, failed, skipped
-    Column("attempts", Integer, nullable=False, server_default="1"),
-    Column("started_at", DateTime(timezone=True)),
-    Column("duration_ms", Integer),
-    Column("input", JSON),
-    Column("result", JSON),
-    Column("error", Text),
-    Column("reason", String(200)),
-    UniqueConstraint("run_id", "ref", name="uq_step_run_ref"),
+    Column("provider", String(40), primary_key=True),
+    Column("key", String(600), primary_key=True),
+    Column("value", JSON),
+    Column("negative", Boolean, nullable=False, server_default=text("false")),
+    Column("fetched_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
 )

@@ -103,8 +103,12 @@ class Writer:
                 conn = self._commit_group(conn, group)
                 elapsed = time.perf_counter() - started
                 if elapsed > SLOW_COMMIT_SECONDS:
-                    log.debug("slow write transaction: %.0f ms for %d job(s), first %s",
-                             elapsed * 1000, len(group), getattr(group[0][0], "__qualname__", "?"))
+                    log.debug(
+                        "slow write transaction: %.0f ms for %d job(s), first %s",
+                        elapsed * 1000,
+                        len(group),
+                        getattr(group[0][0], "__qualname__", "?"),
+                    )
         finally:
             conn.close()
 

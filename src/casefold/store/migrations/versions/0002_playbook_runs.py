@@ -1,4 +1,4 @@
-"""Playbook runs and their steps.
+"""Playbook runs, each with its steps' records.
 
 Revision ID: 0002
 Revises: 0001
@@ -32,30 +32,12 @@ def upgrade() -> None:
         sa.Column("lease_until", TS),
         sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
         sa.Column("error", sa.Text),
+        sa.Column("steps", sa.JSON, nullable=False),
         sa.UniqueConstraint("alert_id", "playbook", name="uq_run_alert_playbook"),
     )
     op.create_index("ix_runs_queue", "playbook_runs", ["status", "not_before"])
     op.create_index("ix_runs_alert", "playbook_runs", ["alert_id"])
-    op.create_table(
-        "run_steps",
-        sa.Column("id", Id, primary_key=True, autoincrement=True),
-        sa.Column(
-            "run_id", Id, sa.ForeignKey("playbook_runs.id", ondelete="CASCADE"), nullable=False
-        ),
-        sa.Column("ref", sa.String(100), nullable=False),
-        sa.Column("action", sa.String(200), nullable=False),
-        sa.Column("status", sa.String(16), nullable=False),
-        sa.Column("attempts", sa.Integer, nullable=False, server_default="1"),
-        sa.Column("started_at", TS),
-        sa.Column("duration_ms", sa.Integer),
-        sa.Column("input", sa.JSON),
-        sa.Column("result", sa.JSON),
-        sa.Column("error", sa.Text),
-        sa.Column("reason", sa.String(200)),
-        sa.UniqueConstraint("run_id", "ref", name="uq_step_run_ref"),
-    )
 
 
 def downgrade() -> None:
-    op.drop_table("run_steps")
     op.drop_table("playbook_runs")

@@ -1,0 +1,192 @@
+"""Applying many case changes at once: what playbook runs ask for, in a handful of statements.
+
+A playbook run typically updates its case and comments on it. Done one call at a time
+(`service.update_case`, `service.add_comment`) that is a dozen statements per run; a batch of runs
+shares them here instead: one read of the cases involved, then one write per kind of row. The
+semantics are those of `service`: one timeline event per changed field with old and new value,
+`version` bumped per change, closing a case releases its fold slot, tags from a playbook are
+added (never removed), comments and notes on the timeline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.engine import Connection
+
+from casefold.cases import timeline
+from casefold.cases.model import OPEN, case_ref
+from casefold.errors import NotFoundError
+from casefold.store.tables import case_comments, case_tags, cases
+
+SCALARS = ("summary", "description", "status", "priority", "severity", "assignee")
+
+
+@dataclass
+class CaseOp:
+    """One change to one case. `kind`: update (values, tags, fields), comment, append (to the
+    description) or note (on the timeline); the last three carry `text`."""
+
+    kind: str
+    case_id: int
+    actor: str
+    values: dict[str, Any] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+    fields: dict[str, Any] | None = None
+    text: str = ""
+
+    def describe(self) -> str:
+        if self.kind == "comment":
+            return f"comment on {case_ref(self.case_id)}"
+        if self.kind == "note":
+            return f"timeline note on {case_ref(self.case_id)}"
+        parts = (
+            sorted(self.values)
+            + (["tags"] if self.tags else [])
+            + (["fields"] if self.fields else [])
+        )
+        return f"update {case_ref(self.case_id)}: {', '.join(parts)}"
+
+
+def apply_ops(conn: Connection, ops: Iterable[CaseOp], now: datetime) -> None:
+    ops = list(ops)
+    if not ops:
+        return
+    ids = sorted({op.case_id for op in ops})
+    stmt = select(cases).where(cases.c.id.in_(ids)).order_by(cases.c.id)
+    if conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    state = {r["id"]: dict(r) for r in conn.execute(stmt).mappings()}
+    missing = [i for i in ids if i not in state]
+    if missing:
+        raise NotFoundError(f"{case_ref(missing[0])} does not exist")
+    tagged = sorted({op.case_id for op in ops if op.tags})
+    tags: dict[int, set[str]] = {i: set() for i in tagged}
+    if tagged:
+        for r in conn.execute(
+            select(case_tags.c.case_id, case_tags.c.tag).where(case_tags.c.case_id.in_(tagged))
+        ):
+            tags[r.case_id].add(r.tag)
+    events: list[dict[str, Any]] = []
+    comments: list[dict[str, Any]] = []
+    new_tags: list[dict[str, Any]] = []
+    changed: set[int] = set()
+    for op in ops:
+        case = state[op.case_id]
+        if op.kind == "comment":
+            comments.append(
+                {"case_id": op.case_id, "author": op.actor, "content": op.text, "created_at": now}
+            )
+            events.append(timeline.event_row(op.case_id, "comment_created", actor=op.actor, at=now))
+            case["updated_at"] = now
+            changed.add(op.case_id)
+            continue
+        if op.kind == "append":
+            new = (case["description"] + "\n" + op.text).strip()
+            events.append(
+                timeline.event_row(
+                    op.case_id,
+                    "description_changed",
+                    actor=op.actor,
+                    field="description",
+                    old=case["description"],
+                    new=new,
+                    at=now,
+                )
+            )
+            case["description"] = new
+            case["version"] += 1
+            case["updated_at"] = now
+            changed.add(op.case_id)
+            continue
+        if op.kind == "note":
+            events.append(
+                timeline.event_row(
+                    op.case_id, "playbook_note", actor=op.actor, detail={"reason": op.text}, at=now
+                )
+            )
+            continue
+        touched = False
+        for name, new in op.values.items():
+            old = case[name]
+            if old == new:
+                continue
+            case[name] = new
+            touched = True
+            kind = f"{name}_changed"
+            if name == "status":
+                kind = (
+                    "case_closed"
+                    if new == "closed"
+                    else "case_reopened"
+                    if old == "closed"
+                    else kind
+                )
+                if new not in OPEN:
+                    case["fold_open"] = False
+            events.append(
+                timeline.event_row(
+                    op.case_id, kind, actor=op.actor, field=name, old=old, new=new, at=now
+                )
+            )
+        if op.fields:
+            merged = {**(case["fields"] or {}), **op.fields}
+            merged = {k: v for k, v in merged.items() if v is not None}
+            if merged != (case["fields"] or {}):
+                events.append(
+                    timeline.event_row(
+                        op.case_id,
+                        "fields_changed",
+                        actor=op.actor,
+                        field="fields",
+                        old=case["fields"],
+                        new=merged,
+                        at=now,
+                    )
+                )
+                case["fields"] = merged
+                touched = True
+        for tag in op.tags:
+            if tag not in tags[op.case_id]:
+                tags[op.case_id].add(tag)
+                new_tags.append({"case_id": op.case_id, "tag": tag})
+                events.append(
+                    timeline.event_row(
+                        op.case_id, "tag_added", actor=op.actor, field="tags", new=tag, at=now
+                    )
+                )
+                touched = True
+        if touched:
+            case["version"] += 1
+            case["updated_at"] = now
+            changed.add(op.case_id)
+    if changed:
+        conn.execute(
+            update(cases)
+            .where(cases.c.id == bindparam("c_id"))
+            .values(
+                **{
+                    name: bindparam(f"c_{name}")
+                    for name in (*SCALARS, "fields", "fold_open", "version", "updated_at")
+                }
+            ),
+            [
+                {
+                    "c_id": i,
+                    **{
+                        f"c_{name}": state[i][name]
+                        for name in (*SCALARS, "fields", "fold_open", "version", "updated_at")
+                    },
+                }
+                for i in sorted(changed)
+            ],
+        )
+    if comments:
+        conn.execute(insert(case_comments), comments)
+    if new_tags:
+        conn.execute(insert(case_tags), new_tags)
+    timeline.record(conn, events)

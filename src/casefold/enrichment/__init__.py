@@ -1,0 +1,1 @@
+"""Threat-intel enrichment: the shared answer cache (and, later, budgets and providers)."""
