@@ -231,3 +231,9 @@ def test_template_data_is_inert():
         compile_template("note: ${{ TRIGGER.body }}").render(ctx)
         == "note: ${{ SECRETS.wazuh.API_KEY }}"
     )
+
+
+def test_nested_repetition_of_an_aliased_list_is_refused():
+    """[[[1]*1000]*1000]*1000 holds only 3,000 references but 10^9 cells once copied."""
+    with pytest.raises(BudgetExceededError):
+        compile_expression("[[[1] * 1000] * 1000] * 1000").evaluate({})

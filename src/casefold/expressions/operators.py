@@ -102,11 +102,39 @@ def subtract(st: EvalState | None, a: Any, b: Any) -> Any:
     raise _bad("-", a, b)
 
 
+def _weight(value: Any, cap: int) -> int:
+    """Cells in a value, counting nested lists and dicts (and string lengths); stops past `cap`.
+
+    A list repeated n times holds n references to the same items, but serialising or copying it
+    costs every cell: `[[[1] * 1000] * 1000] * 1000` is 10^9 cells while each step looks small.
+    """
+    total = 0
+    stack = [value]
+    while stack and total <= cap:
+        item = stack.pop()
+        if isinstance(item, str):
+            total += len(item) or 1
+        elif isinstance(item, list | tuple):
+            total += 1
+            stack.extend(item)
+        elif isinstance(item, dict):
+            total += 1
+            stack.extend(item.values())
+        else:
+            total += 1
+    return total
+
+
 def _repeat(st: EvalState, seq: Any, n: Any) -> Any:
     if isinstance(n, bool) or not isinstance(n, int):
         raise _bad("*", seq, n)
     count = max(n, 0)
-    st.reserve(len(seq) * count, "repetition")
+    if isinstance(seq, str) or count == 0:
+        st.reserve(len(seq) * count, "repetition")
+    else:
+        limit = st.budget.max_output_bytes
+        per_copy = max(1, _weight(list(seq), limit // count + 1) - 1)
+        st.reserve(per_copy * count, "repetition")
     return seq * count if isinstance(seq, str) else list(seq) * count
 
 

@@ -772,12 +772,6 @@ def test_a_bomb_in_run_if_or_for_each_fails_the_step_too():
     assert statuses(out) == {"cond": FAILED, "loop": FAILED}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: list repetition checks only the outer length, so nested repetition of one "
-    "aliased list builds 10^9 cells (≈2 GB of JSON) that pass every budget; the engine then "
-    "hangs or runs out of memory serialising (or redacting) the step's result",
-)
 def test_a_nested_repetition_bomb_fails_the_step():
     out = run(
         """
