@@ -15,6 +15,7 @@ from fakes.http_echo import EchoServer
 from sqlalchemy import select, update
 from support.alerts import fim_alert, sshd_alert
 
+from casefold.access import Role, create_token
 from casefold.store.tables import playbook_runs
 
 URL = "/api/v1/alerts/wazuh"
@@ -411,7 +412,7 @@ def test_a_broken_file_never_replaces_the_last_good_version(api_factory, tmp_pat
     process(api)
     assert steps(the_run(api, a1))["mark"]["result"] == "good"
 
-    path.write_text(EVOLVING.replace("VALUE", '"${{ TRIGGER.data. + }}"  # broken'))
+    path.write_text(EVOLVING.replace("VALUE", '"${{ TRIGGER.data. + }}"'))
     library.reload()
     problems = library.errors[str(path)]
     assert problems and problems[0].line == 6 and "mark.args" in problems[0].message
@@ -538,7 +539,7 @@ def test_retry_reruns_a_failed_run_without_repeating_succeeded_steps(
     assert again["attempts"] == 2
     assert (echo.calls("/first"), echo.calls("/second")) == (1, 2)
     assert steps(again)["first"] == steps(run)["first"]  # the recorded step, untouched
-    assert steps(again)["second"]["input"]["json"] == {"seen": 1}
+    assert steps(again)["second"]["input"]["payload"] == {"seen": 1}
     assert steps(again)["second"]["result"]["data"]["n"] == 2
     assert api.post("/api/v1/runs/999999/retry").status_code == 404
 
@@ -548,7 +549,11 @@ def test_retry_needs_write_permission(api_factory, tmp_path):
     [alert_id] = post(api, sshd_alert(1))
     process(api)
     run = the_run(api, alert_id)
+    api.tokens["viewer"] = api.runtime.writer.run(
+        lambda conn: create_token(conn, "test-viewer", Role.VIEWER)
+    )
     assert api.post(f"/api/v1/runs/{run['id']}/retry", role="viewer").status_code == 403
+    assert api.get(f"/api/v1/runs/{run['id']}", role="viewer").status_code == 200
 
 
 # -- a runner that crashes mid-run -----------------------------------------------------------------

@@ -13,7 +13,7 @@ imports nothing else from Casefold. Pipeline: ``lexer`` → ``parser`` (Pratt, b
 nesting) → ``compiler`` (AST → closures; no eval/exec) with ``paths`` (our JSONPath
 subset), ``operators`` and ``functions`` (the ``FN.*`` registry); ``templates`` finds
 and renders ``${{ }}``; ``lambdas`` compiles ``lambda x: …`` in the same language;
-``budget`` bounds every evaluation. Differences from Tracecat are listed in COMPAT.md.
+``budget`` bounds every evaluation. Differences from Tracecat are listed in docs/expressions.md.
 """
 
 from __future__ import annotations
