@@ -5,6 +5,7 @@ keeping the last good version, the SSRF guard, retry, and taking over a crashed 
 from __future__ import annotations
 
 import textwrap
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -162,8 +163,7 @@ def test_the_case_timeline_records_the_run_with_its_reason(api_factory, tmp_path
     assert good["actor"] == "playbook:record"
     assert good["detail"]["status"] == "succeeded" and good["detail"]["alert_id"] == ok
     assert good["detail"]["reason"] == (
-        f"playbook record run {runs['record']['id']} succeeded "
-        "(1 failed, 1 skipped, 2 succeeded)"
+        f"playbook record run {runs['record']['id']} succeeded (1 failed, 1 skipped, 2 succeeded)"
     )
     failed = by_run[runs["unhandled"]["id"]]
     assert runs["unhandled"]["status"] == "failed"
@@ -280,9 +280,7 @@ actions:
 """
 
 
-def test_create_case_on_the_alert_that_opened_its_case_applies_to_that_case(
-    api_factory, tmp_path
-):
+def test_create_case_on_the_alert_that_opened_its_case_applies_to_that_case(api_factory, tmp_path):
     api = make_api(api_factory, tmp_path, {"create": CREATE})
     [alert_id] = post(api, sshd_alert(1, srcip="203.0.113.7"))
     process(api)
@@ -309,7 +307,9 @@ def test_create_case_on_an_alert_that_joined_a_case_returns_it_and_opens_nothing
     process(api)
     [opened] = all_cases(api)
     [second, third] = post(
-        api, sshd_alert(2, srcip="203.0.113.7", minutes=1), sshd_alert(3, srcip="203.0.113.7", minutes=2)
+        api,
+        sshd_alert(2, srcip="203.0.113.7", minutes=1),
+        sshd_alert(3, srcip="203.0.113.7", minutes=2),
     )
     process(api)
     assert [c["id"] for c in all_cases(api)] == [opened["id"]]
@@ -376,7 +376,9 @@ actions:
 def test_upsert_case_with_the_same_key_makes_one_case(api_factory, tmp_path):
     api = make_api(api_factory, tmp_path, {"upsert": UPSERT})
     # different sources (two folding cases), one rule: one upserted case
-    first, second = post(api, sshd_alert(1, srcip="203.0.113.7"), sshd_alert(2, srcip="203.0.113.8"))
+    first, second = post(
+        api, sshd_alert(1, srcip="203.0.113.7"), sshd_alert(2, srcip="203.0.113.8")
+    )
     process(api)
     [third] = post(api, sshd_alert(3, srcip="203.0.113.9", minutes=5))
     process(api)
@@ -424,13 +426,13 @@ def test_a_broken_file_never_replaces_the_last_good_version(api_factory, tmp_pat
     assert run["status"] == "succeeded" and run["version"] == good.version
     assert steps(run)["mark"]["result"] == "good"
 
-    path.write_text(EVOLVING.replace("VALUE", "better, fixed"))
+    path.write_text(EVOLVING.replace("VALUE", "better-fixed"))
     library.reload()
     assert str(path) not in library.errors
     [a3] = post(api, sshd_alert(3, srcip="203.0.113.3"))
     process(api)
     run = the_run(api, a3)
-    assert run["version"] != good.version and steps(run)["mark"]["result"] == "better, fixed"
+    assert run["version"] != good.version and steps(run)["mark"]["result"] == "better-fixed"
 
 
 def test_a_file_broken_from_the_start_is_reported_and_never_runs(api_factory, tmp_path):
@@ -512,9 +514,7 @@ actions:
 """
 
 
-def test_retry_reruns_a_failed_run_without_repeating_succeeded_steps(
-    api_factory, tmp_path, echo
-):
+def test_retry_reruns_a_failed_run_without_repeating_succeeded_steps(api_factory, tmp_path, echo):
     api = make_api(
         api_factory,
         tmp_path,
@@ -608,3 +608,181 @@ def test_runs_of_a_crashed_runner_complete_exactly_once(api_factory, tmp_path):
     with api.runtime.engine.connect() as conn:
         leases = conn.execute(select(playbook_runs.c.lease_until)).scalars().all()
     assert leases == [None] * len(ips)
+
+
+def crash_mid_run(api: Any) -> list[Any]:
+    """A runner claims every due run and executes it, then dies before recording anything;
+    its leases are then made to expire. Returns what it had claimed."""
+    engine = api.runtime.playbooks
+    claimed = api.runtime.writer.run(lambda conn: engine._claim(conn, 50))
+    engine._load(claimed)
+    for run in claimed:
+        engine._execute(run)
+
+    def expire(conn: Any) -> None:
+        conn.execute(
+            update(playbook_runs)
+            .where(playbook_runs.c.id.in_([c.run_id for c in claimed]))
+            .values(lease_until=datetime.now(UTC) - timedelta(minutes=1))
+        )
+
+    api.runtime.writer.run(expire)
+    return claimed
+
+
+def test_case_changes_of_a_crashed_run_are_applied_once(api_factory, tmp_path):
+    api = make_api(api_factory, tmp_path, {"comment": COMMENT}, playbook_workers=0)
+    [alert_id] = post(api, sshd_alert(1, srcip="203.0.113.7"))
+    api.fold()
+    assert len(crash_mid_run(api)) == 1
+    api.runtime.playbooks.drain()
+    run = the_run(api, alert_id)
+    assert run["status"] == "succeeded" and run["attempts"] == 2
+    assert [c["content"] for c in case(api, run["case"])["comments"]] == ["seen 203.0.113.7"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG engine: network steps are not recorded when they return (the engine never "
+    "passes Runner.execute a checkpoint), so a runner crash before the batch is flushed makes "
+    "the takeover repeat HTTP calls that already happened (registry.py promises otherwise)",
+)
+def test_a_crashed_run_does_not_repeat_a_finished_http_call(api_factory, tmp_path, echo):
+    api = make_api(
+        api_factory,
+        tmp_path,
+        {"call": HTTP.replace("ECHO", echo.url)},
+        playbook_workers=0,
+        http_allow_networks=["127.0.0.0/8"],
+    )
+    [alert_id] = post(api, sshd_alert(1, srcip="203.0.113.7"))
+    api.fold()
+    crash_mid_run(api)
+    assert echo.calls("/hello") == 1
+    api.runtime.playbooks.drain()
+    assert the_run(api, alert_id)["status"] == "succeeded"
+    assert echo.calls("/hello") == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG create_case: on an alert no rule folded, the case is opened at once through "
+    "run_now, outside the transaction that records the step; a crash before that record "
+    "opens a second case when the run is taken over",
+)
+def test_a_crashed_run_does_not_open_a_second_case(api_factory, tmp_path):
+    rules = tmp_path / "rules.yml"
+    rules.write_text(NOTHING_FOLDS)
+    api = make_api(
+        api_factory, tmp_path, {"create": CREATE}, folding_rules=rules, playbook_workers=0
+    )
+    [alert_id] = post(api, sshd_alert(1, srcip="203.0.113.7"))
+    api.fold()
+    crash_mid_run(api)
+    api.runtime.playbooks.drain()
+    assert the_run(api, alert_id)["status"] == "succeeded"
+    assert len(all_cases(api)) == 1
+
+
+# -- the engine and the runner's timers, retries and secrets ---------------------------------------
+
+
+def test_a_retryable_http_failure_is_retried_by_the_engine(api_factory, tmp_path, echo):
+    flaky = HTTP.replace("ECHO", echo.url).replace(
+        "    action: core.http_request\n",
+        "    action: core.http_request\n    retry_policy: {max_attempts: 3, backoff: 0}\n",
+    )
+    api = make_api(api_factory, tmp_path, {"call": flaky}, http_allow_networks=["127.0.0.0/8"])
+    echo.statuses["/hello"] = [503, 429, 200]
+    [alert_id] = post(api, sshd_alert(1, srcip="203.0.113.7"))
+    process(api)
+    run = the_run(api, alert_id)
+    assert run["status"] == "succeeded", run
+    call = steps(run)["call"]
+    assert call["attempts"] == 3 and call["error"] is None
+    assert call["result"]["data"]["n"] == 3
+    assert echo.calls("/hello") == 3
+
+
+def test_retries_exhausted_fail_the_run(api_factory, tmp_path, echo):
+    flaky = HTTP.replace("ECHO", echo.url).replace(
+        "    action: core.http_request\n",
+        "    action: core.http_request\n    retry_policy: {max_attempts: 2, backoff: 0}\n",
+    )
+    api = make_api(api_factory, tmp_path, {"call": flaky}, http_allow_networks=["127.0.0.0/8"])
+    echo.statuses["/hello"] = 503
+    [alert_id] = post(api, sshd_alert(1, srcip="203.0.113.7"))
+    process(api)
+    run = the_run(api, alert_id)
+    assert run["status"] == "failed"
+    assert steps(run)["call"]["attempts"] == 2 and "HTTP 503" in steps(run)["call"]["error"]
+    assert echo.calls("/hello") == 2
+
+
+DELAYED = """\
+title: Delayed
+trigger: {groups: [sshd]}
+actions:
+  - ref: now
+    action: core.transform.reshape
+    args: {value: 1}
+  - ref: later
+    action: core.transform.reshape
+    depends_on: [now]
+    start_delay: 1
+    args: {value: "${{ ACTIONS.now.result + 1 }}"}
+"""
+
+
+def test_start_delay_keeps_the_run_queued_until_due(api_factory, tmp_path):
+    api = make_api(api_factory, tmp_path, {"delayed": DELAYED})
+    [alert_id] = post(api, sshd_alert(1))
+    process(api)
+    run = the_run(api, alert_id)
+    if run["status"] == "queued":  # a slow machine may already be past the delay
+        assert steps(run)["now"]["status"] == "succeeded"
+        assert steps(run)["later"]["status"] == "waiting"
+        assert run["finished_at"] is None
+    deadline = time.monotonic() + 10
+    while the_run(api, alert_id)["status"] != "succeeded" and time.monotonic() < deadline:
+        time.sleep(0.1)
+        api.runtime.playbooks.drain()
+    run = the_run(api, alert_id)
+    assert run["status"] == "succeeded"
+    assert steps(run)["later"]["result"] == 2 and steps(run)["later"]["attempts"] == 1
+    assert steps(run)["now"]["attempts"] == 1
+
+
+SECRET_CALL = """\
+title: Authenticated call
+trigger: {groups: [sshd]}
+actions:
+  - ref: call
+    action: core.http_request
+    args:
+      url: "ECHO/auth"
+      headers: {Authorization: "Bearer ${{ SECRETS.api.KEY }}"}
+      payload: {token: "${{ SECRETS.api.KEY }}"}
+"""
+
+
+def test_secrets_reach_the_request_but_never_the_record(api_factory, tmp_path, echo):
+    secret = "engine-s3cret-value"
+    api = make_api(
+        api_factory,
+        tmp_path,
+        {"call": SECRET_CALL.replace("ECHO", echo.url)},
+        http_allow_networks=["127.0.0.0/8"],
+        secrets={"api": {"KEY": secret}},
+    )
+    [alert_id] = post(api, sshd_alert(1))
+    process(api)
+    [request] = echo.requests
+    assert request["headers"]["Authorization"] == f"Bearer {secret}"
+    assert request["json"] == {"token": secret}
+    run = the_run(api, alert_id)
+    assert run["status"] == "succeeded"
+    call = steps(run)["call"]
+    assert call["input"]["headers"] == {"Authorization": "Bearer ***"}
+    assert call["result"]["data"]["json"] == {"token": "***"}
+    assert secret not in api.get(f"/api/v1/runs/{run['id']}").text

@@ -2,7 +2,8 @@
 
 Every request is answered with `{"method", "path", "query", "json", "n"}` (n: how many requests
 that path has had, this one included). `statuses[path]` sets the status code of a path (default
-200), so a test can make a step fail and later succeed.
+200), or a list of codes used one per request (the last one stays), so a test can make a step
+fail and later succeed.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 class EchoServer:
     def __init__(self) -> None:
-        self.statuses: dict[str, int] = {}
+        self.statuses: dict[str, int | list[int]] = {}
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -58,6 +59,8 @@ class EchoServer:
                     echo.requests.append(record)
                     n = sum(1 for r in echo.requests if r["path"] == parts.path)
                     status = echo.statuses.get(parts.path, 200)
+                    if isinstance(status, list):  # one status per request; the last one stays
+                        status = status.pop(0) if len(status) > 1 else status[0]
                 answer = {k: record[k] for k in ("method", "path", "query", "json")}
                 data = json.dumps({**answer, "n": n}).encode()
                 self.send_response(status)

@@ -1,6 +1,6 @@
 """Operator semantics: Python-like, but total (errors are EvaluationError) and bounded.
 
-Decisions (see COMPAT.md):
+Decisions (see docs/expressions.md):
 
 * ``+ - * / %`` follow Python for numbers, strings, lists, datetimes and
   durations. Anything else (``'a' + 1``, ``None - 1``) is an EvaluationError

@@ -5,7 +5,7 @@ scanner skips string literals (honouring backslash escapes) and counts ``{``/``}
 so neither ``'}}'`` in a literal nor ``{'a': {'b': 1}}`` ends the template early.
 An unterminated ``${{`` or string literal is a ParseError pointing at it.
 
-Rendering rules (documented in COMPAT.md):
+Rendering rules (documented in docs/expressions.md):
 
 * **Typed path**: a string that is exactly one template (it starts with ``${{``
   and ends with ``}}``) renders to the expression's own value (int, list, dict,

@@ -38,7 +38,7 @@ from casefold.expressions import ExpressionError
 from casefold.folding.apply import FoldedAlert
 from casefold.playbooks.library import PlaybookLibrary
 from casefold.playbooks.model import Playbook
-from casefold.playbooks.runner import WAITING, Runner, RunOutcome, StepRecord
+from casefold.playbooks.runner import WAITING, Runner, RunOutcome, StepRecord, redact
 from casefold.store.tables import (
     RUN_FAILED,
     RUN_QUEUED,
@@ -84,7 +84,7 @@ class PlaybookEngine:
         settings: Any = None,
         http_allow_networks: Iterable[str] = (),
         workers: int = 2,
-        batch: int = 50,
+        batch: int = 200,
         runner: Runner | None = None,
         http_client: httpx.Client | None = None,
         cache: EnrichmentCache | None = None,
@@ -236,14 +236,24 @@ class PlaybookEngine:
 
     def _claim(self, conn: Connection, limit: int) -> list[_Claimed]:
         now = datetime.now(UTC)
-        due = or_(
-            and_(playbook_runs.c.status == RUN_QUEUED, playbook_runs.c.not_before <= now),
-            and_(playbook_runs.c.status == RUN_RUNNING, playbook_runs.c.lease_until < now),
-        )
-        pick = select(playbook_runs.c.id).where(due).order_by(playbook_runs.c.id).limit(limit)
-        if conn.dialect.name == "postgresql":
-            pick = pick.with_for_update(skip_locked=True)
-        ids = [r.id for r in conn.execute(pick)]
+        # Two index-friendly queries rather than one OR: due queued runs first, then runs whose
+        # runner died (lease expired), which are rare.
+        queries = [
+            select(playbook_runs.c.id)
+            .where(playbook_runs.c.status == RUN_QUEUED, playbook_runs.c.not_before <= now)
+            .order_by(playbook_runs.c.not_before, playbook_runs.c.id),
+            select(playbook_runs.c.id)
+            .where(playbook_runs.c.status == RUN_RUNNING, playbook_runs.c.lease_until < now)
+            .order_by(playbook_runs.c.id),
+        ]
+        ids: list[int] = []
+        for pick in queries:
+            pick = pick.limit(limit - len(ids))
+            if conn.dialect.name == "postgresql":
+                pick = pick.with_for_update(skip_locked=True)
+            ids += [r.id for r in conn.execute(pick)]
+            if len(ids) >= limit:
+                break
         if not ids:
             return []
         conn.execute(
@@ -325,7 +335,8 @@ class PlaybookEngine:
         )
         actx = self.action_context(pb, run.run_id, run.alert_id, row.case_id, run.opened)
         ctx = self.context_for(raw, normalized, row.case_id, run.opened)
-        outcome = self.runner.execute(pb, ctx, run.records, actx, secret_values=self._secret_values)
+        # Secrets are masked once per run when the steps are recorded (_steps_doc), not per step.
+        outcome = self.runner.execute(pb, ctx, run.records, actx)
         return run, outcome, None, actx
 
     def action_context(
@@ -397,11 +408,11 @@ class PlaybookEngine:
                         None,
                         actx.case_id,
                         outcome.not_before,
-                        _steps_doc(pb_order(self, run), outcome),
+                        _steps_doc(pb_order(self, run), outcome, self._secret_values),
                     )
                 )
                 continue
-            error = errors.get(run.run_id, outcome.error)
+            error = redact(errors.get(run.run_id, outcome.error), self._secret_values)
             run_rows.append(
                 _run_row(
                     run.run_id,
@@ -410,7 +421,7 @@ class PlaybookEngine:
                     now,
                     actx.case_id,
                     None,
-                    _steps_doc(pb_order(self, run), outcome),
+                    _steps_doc(pb_order(self, run), outcome, self._secret_values),
                 )
             )
             if actx.case_id:
@@ -518,8 +529,9 @@ def pb_order(engine: PlaybookEngine, run: _Claimed) -> list[str]:
     return [step.ref for step in pb.steps] if pb else []
 
 
-def _steps_doc(order: list[str], outcome: RunOutcome) -> list[dict[str, Any]]:
-    """Every step's record as JSON, in playbook order (steps not reached yet are absent)."""
+def _steps_doc(order: list[str], outcome: RunOutcome, secrets: list[str]) -> list[dict[str, Any]]:
+    """Every step's record, in playbook order (steps not reached yet are absent), with every
+    occurrence of a secret masked."""
     refs = [r for r in order if r in outcome.records] + [
         r for r in outcome.records if r not in order
     ]
@@ -541,7 +553,7 @@ def _steps_doc(order: list[str], outcome: RunOutcome) -> list[dict[str, Any]]:
                 "due": rec.due.isoformat() if rec.due else None,
             }
         )
-    return doc
+    return redact(doc, secrets)
 
 
 def _record_from(d: Mapping[str, Any]) -> StepRecord:

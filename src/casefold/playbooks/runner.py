@@ -97,8 +97,11 @@ def redact(value: Any, secrets: list[str]) -> Any:
         return value
     # One C-speed scan of the serialised value first: almost always no secret is in it, and then
     # the value is returned untouched instead of being walked and copied.
+    secrets = [s for s in secrets if len(s) >= 4]  # shorter ones would mask ordinary text
     blob = orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS)
-    if not any(s.encode() in blob for s in secrets):
+    # Inside JSON a secret appears escaped (quotes, backslashes, control characters): look for
+    # that form.
+    if not any(orjson.dumps(s)[1:-1] in blob for s in secrets):
         return value
     return _redact(value, secrets)
 

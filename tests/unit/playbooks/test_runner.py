@@ -242,7 +242,11 @@ def test_join_any_on_a_diamond_with_a_skipped_branch_runs():
 
 
 def test_join_any_is_skipped_when_every_branch_is_skipped():
-    out = run(DIAMOND.replace("JOIN", "any").replace("args: {value: right}", "run_if: False\n  args: {value: right}"))
+    out = run(
+        DIAMOND.replace("JOIN", "any").replace(
+            "args: {value: right}", "run_if: False\n  args: {value: right}"
+        )
+    )
     assert statuses(out) == {"a": SUCCEEDED, "left": SKIPPED, "right": SKIPPED, "join": SKIPPED}
 
 
@@ -444,7 +448,7 @@ def test_a_template_filling_the_string_keeps_its_type_and_interpolation_makes_te
         "none": None,
         "cast": 7,
         "text": "n=42",
-        "text_list": 'items: [1,"a"]',  # Casefold interpolates JSON (COMPAT.md)
+        "text_list": 'items: [1,"a"]',  # Casefold interpolates JSON (docs/expressions.md)
         "two": "4242",
         "padded": " 42",
         "plain": "no templates here",
@@ -699,6 +703,32 @@ def test_secrets_are_masked_in_recorded_inputs_results_and_errors():
     assert out.records["broken"].error == "bad argument ***"
     assert out.records["broken"].input == {"value": "***"}
     assert SECRET not in repr(out)
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        pytest.param("plain-secret-1", id="plain"),
+        pytest.param("ünïcödé-secret", id="unicode"),
+        pytest.param('pa"ss-word-1', id="quote"),
+        pytest.param("back\\slash-1", id="backslash"),
+        pytest.param("tab\tsecret-1", id="control"),
+    ],
+)
+def test_secrets_with_any_characters_are_masked(secret):
+    c = Counter()
+    pb = playbook(
+        """
+        - ref: echo
+          action: test.count
+          args: {value: "Basic ${{ SECRETS.api.KEY }}"}
+        """,
+        c.registry,
+    )
+    ctx = {**base(), "SECRETS": {"api": {"KEY": secret}}}
+    out = Runner(registry=c.registry).execute(pb, ctx, {}, actx(), secret_values=[secret])
+    assert out.records["echo"].input == {"value": "Basic ***"}
+    assert out.records["echo"].result == "Basic ***"
 
 
 def test_without_secret_values_nothing_is_masked():
