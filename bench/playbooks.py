@@ -58,9 +58,35 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--alerts", type=int, default=4000)
     ap.add_argument("--ips", type=int, default=50)
-    ap.add_argument("--workers", type=int, default=3, help="runner threads besides the caller")
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="runner threads besides the caller (0: one core, as the target says)",
+    )
+    ap.add_argument("--runs", type=int, default=3, help="fresh stores; the median is reported")
     ap.add_argument("--output", type=Path, default=BENCH / "results" / "playbooks.json")
     args = ap.parse_args()
+    results = [one_run(args) for _ in range(args.runs)]
+    rates = sorted(r["alerts_per_s"] for r in results)
+    median = rates[len(rates) // 2]
+    ok = all(r["succeeded"] == args.alerts for r in results)
+    summary = {
+        "runs": results,
+        "median_alerts_per_s": median,
+        "target": TARGET,
+        "pass": median >= TARGET and ok,
+    }
+    print(
+        f"median of {args.runs}: {median:,.0f} alerts/s through the article's playbook "
+        f"(target {TARGET:,.0f}): {'PASS' if summary['pass'] else 'FAIL'}"
+    )
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(summary, indent=2) + "\n")
+    return 0
+
+
+def one_run(args: argparse.Namespace) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="casefold-bench-pb-"))
     settings = Settings(
         data_dir=tmp,
@@ -108,23 +134,18 @@ def main() -> int:
     result = {
         "alerts": args.alerts,
         "ips": args.ips,
-        "runs": ran,
+        "caller_runs": ran,
         "succeeded": ok,
         "comments": comments,
         "seconds": round(seconds, 3),
         "alerts_per_s": round(rate, 1),
         "cpu_seconds": round(cpu, 3),
-        "target": TARGET,
-        "pass": rate >= TARGET and ok == args.alerts,
     }
     print(
-        f"article playbook: {ok} runs succeeded ({ran} run by the caller, {comments} comments) in "
-        f"{seconds:.2f} s = {rate:,.0f} alerts/s (target {TARGET:,.0f}): "
-        f"{'PASS' if result['pass'] else 'FAIL'}"
+        f"  {ok} runs succeeded ({comments} comments) in {seconds:.2f} s = {rate:,.0f} alerts/s",
+        flush=True,
     )
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2) + "\n")
-    return 0
+    return result
 
 
 if __name__ == "__main__":

@@ -343,10 +343,15 @@ rules:
 def test_create_case_on_an_alert_no_rule_folded_opens_a_new_case(api_factory, tmp_path):
     rules = tmp_path / "rules.yml"
     rules.write_text(NOTHING_FOLDS)
-    api = make_api(api_factory, tmp_path, {"create": CREATE}, folding_rules=rules)
+    # no background runner: the state between folding and the run can be looked at
+    api = make_api(
+        api_factory, tmp_path, {"create": CREATE}, folding_rules=rules, playbook_workers=0
+    )
     [alert_id] = post(api, sshd_alert(1, srcip="203.0.113.7"))
     api.fold()
     assert all_cases(api) == []
+    unmatched = api.get(URL.removesuffix("/wazuh"), params={"state": "unmatched"}).json()
+    assert [a["id"] for a in unmatched["items"]] == [alert_id]
     api.runtime.playbooks.drain()
     [opened] = all_cases(api)
     run = the_run(api, alert_id)

@@ -220,17 +220,30 @@ class PlaybookEngine:
         raise TimeoutError("playbook runs still in progress")
 
     def run_once(self) -> int:
-        claimed = self.writer.run(
-            lambda conn: self._claim(conn, self.batch), background=True, timeout=None
-        )
-        if not claimed:
-            return 0
-        self._load(claimed)
-        outcomes: list[tuple[_Claimed, RunOutcome | None, str | None, ActionContext | None]] = []
-        for run in claimed:
-            outcomes.append(self._execute(run))
-        self.writer.run(lambda conn: self._flush(conn, outcomes), background=True, timeout=None)
-        return len(claimed)
+        """Claim, execute and record runs until none is due; returns how many ran.
+
+        Pipelined: the next batch is claimed while this one executes, and a batch's record is
+        written by the writer thread while the next batch executes here.
+        """
+        total = 0
+        claim = self.writer.submit(lambda conn: self._claim(conn, self.batch), background=True)
+        flushed = None
+        while True:
+            claimed = claim.result()
+            if not claimed:
+                break
+            claim = self.writer.submit(lambda conn: self._claim(conn, self.batch), background=True)
+            self._load(claimed)
+            outcomes = [self._execute(run) for run in claimed]
+            if flushed is not None:
+                flushed.result()  # surface a failed write before queueing more
+            flushed = self.writer.submit(
+                lambda conn, done=outcomes: self._flush(conn, done), background=True
+            )
+            total += len(claimed)
+        if flushed is not None:
+            flushed.result()
+        return total
 
     # -- claim, load, execute, flush -------------------------------------------------------------
 
