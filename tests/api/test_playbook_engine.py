@@ -646,12 +646,6 @@ def test_case_changes_of_a_crashed_run_are_applied_once(api_factory, tmp_path):
     assert [c["content"] for c in case(api, run["case"])["comments"]] == ["seen 203.0.113.7"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG engine: network steps are not recorded when they return (the engine never "
-    "passes Runner.execute a checkpoint), so a runner crash before the batch is flushed makes "
-    "the takeover repeat HTTP calls that already happened (registry.py promises otherwise)",
-)
 def test_a_crashed_run_does_not_repeat_a_finished_http_call(api_factory, tmp_path, echo):
     api = make_api(
         api_factory,
@@ -669,12 +663,6 @@ def test_a_crashed_run_does_not_repeat_a_finished_http_call(api_factory, tmp_pat
     assert echo.calls("/hello") == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG create_case: on an alert no rule folded, the case is opened at once through "
-    "run_now, outside the transaction that records the step; a crash before that record "
-    "opens a second case when the run is taken over",
-)
 def test_a_crashed_run_does_not_open_a_second_case(api_factory, tmp_path):
     rules = tmp_path / "rules.yml"
     rules.write_text(NOTHING_FOLDS)

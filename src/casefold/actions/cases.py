@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from casefold.actions.context import ActionContext
@@ -118,14 +118,45 @@ def create_case(args: dict[str, Any], ctx: ActionContext) -> dict[str, Any]:
     if ctx.dry_run:
         return _summary(0, {**values, "folded": False, "dry_run": True})
     assert ctx.run_now is not None
-    new_id = ctx.run_now(
-        lambda conn: service.open_case(
-            conn, **{k: v for k, v in values.items()}, actor=ctx.actor, source="playbook"
+    # The case is opened at once (later steps need its id), keyed by this alert: if the run is
+    # taken over after a crash, the same key finds the case instead of opening a second one.
+    new_id, _created = ctx.run_now(
+        lambda conn: _open_or_find(
+            conn,
+            values,
+            ctx,
+            f"playbook:{ctx.playbook}",
+            f"alert:{ctx.alert_id}" if ctx.alert_id else None,
         )
     )
     ctx.case_id = int(new_id)
     ctx.case_opened_by_alert = True
     return _summary(int(new_id), {**values, "folded": False})
+
+
+def _open_or_find(
+    conn: Connection, values: dict[str, Any], ctx: ActionContext, rule: str, key: str | None
+) -> tuple[int, bool]:
+    """The open case of (rule, key), or a new one holding that slot."""
+    if key is not None:
+        found = conn.execute(
+            select(cases.c.id).where(
+                cases.c.fold_rule == rule, cases.c.fold_key == key, cases.c.fold_open
+            )
+        ).first()
+        if found is not None:
+            return int(found.id), False
+    scalar = {k: v for k, v in values.items() if k not in ("tags", "fields")}
+    return service.open_case(
+        conn,
+        **scalar,
+        tags=values.get("tags", ()),
+        fields=values.get("fields"),
+        source="playbook",
+        fold_rule=rule if key else None,
+        fold_key=key,
+        actor=ctx.actor,
+    ), True
 
 
 @REGISTRY.action(
@@ -256,29 +287,8 @@ def upsert_case(args: dict[str, Any], ctx: ActionContext) -> dict[str, Any]:
     assert ctx.run_now is not None
 
     def job(conn: Connection) -> tuple[int, bool]:
-        found = conn.execute(
-            select(cases.c.id).where(
-                cases.c.fold_rule == rule, cases.c.fold_key == str(key), cases.c.fold_open
-            )
-        ).first()
-        if found is not None:
-            conn.execute(
-                cases.update()
-                .where(cases.c.id == found.id)
-                .values(alert_count=cases.c.alert_count + 1, updated_at=func.now())
-            )
-            return int(found.id), False
-        scalar = {k: v for k, v in values.items() if k not in ("tags", "fields")}
-        return service.open_case(
-            conn,
-            **scalar,
-            tags=values.get("tags", ()),
-            fields=values.get("fields"),
-            source="playbook",
-            fold_rule=rule,
-            fold_key=str(key),
-            actor=ctx.actor,
-        ), True
+        # Joining writes nothing, so a run taken over after a crash changes nothing twice.
+        return _open_or_find(conn, values, ctx, rule, str(key))
 
     case_id, created = ctx.run_now(job)
     return _summary(case_id, {"created": created, "key": str(key)})

@@ -43,6 +43,9 @@ class ActionContext:
     settings: Any = None
     cache: EnrichmentCache | None = None  # shared threat-intel answers
     case_ops: list[CaseOp] = field(default_factory=list)  # case changes, applied in bulk
+    # Set by an action that reached another system (not served from cache): the engine then
+    # records the step at once, so a crash never makes the call again.
+    called_out: bool = False
 
     @property
     def actor(self) -> str:

@@ -104,6 +104,7 @@ def http_request(args: dict[str, Any], ctx: ActionContext) -> dict[str, Any]:
         ctx.http_trace.append({**request, "json": body, "sent": False})
         return {"status_code": None, "headers": {}, "data": None, "dry_run": True}
     client = ctx.http_client or httpx.Client()
+    ctx.called_out = True
     # Redirects are not followed by default: a redirect to a private address would bypass the guard.
     response = client.request(
         method,

@@ -47,6 +47,7 @@ def crowdsec_lookup_ip(args: dict[str, Any], ctx: ActionContext) -> dict[str, An
             "data": {"ip": address, "reputation": "unknown"},
             "dry_run": True,
         }
+    ctx.called_out = True
     answer = crowdsec.smoke(ctx.http_client or httpx.Client(), base, key, address, ctx.timeout)
     if ctx.cache is not None and not ctx.dry_run:
         stored = ctx.cache.put("crowdsec", address, answer, negative=answer["status_code"] == 404)

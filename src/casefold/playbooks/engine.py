@@ -348,8 +348,29 @@ class PlaybookEngine:
         )
         actx = self.action_context(pb, run.run_id, run.alert_id, row.case_id, run.opened)
         ctx = self.context_for(raw, normalized, row.case_id, run.opened)
+        order = [step.ref for step in pb.steps]
+
+        def checkpoint(records: dict[str, StepRecord]) -> None:
+            # A step just reached another system: record it (and the case changes made so far)
+            # in its own transaction now, so that a crash never makes the call again.
+            progress = RunOutcome(RUN_RUNNING, dict(records))
+            doc = _steps_doc(order, progress, self._secret_values)
+            effects, ops = list(actx.effects), list(actx.case_ops)
+            actx.effects.clear()
+            actx.case_ops.clear()
+
+            def job(conn: Connection) -> None:
+                for _desc, effect in effects:
+                    effect(conn)
+                apply_ops(conn, ops, datetime.now(UTC))
+                conn.execute(
+                    update(playbook_runs).where(playbook_runs.c.id == run.run_id).values(steps=doc)
+                )
+
+            self.writer.run(job, timeout=None)
+
         # Secrets are masked once per run when the steps are recorded (_steps_doc), not per step.
-        outcome = self.runner.execute(pb, ctx, run.records, actx)
+        outcome = self.runner.execute(pb, ctx, run.records, actx, checkpoint=checkpoint)
         return run, outcome, None, actx
 
     def action_context(

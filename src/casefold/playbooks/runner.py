@@ -143,7 +143,7 @@ class Runner:
         actx: ActionContext,
         *,
         secret_values: list[str] | None = None,
-        checkpoint: Callable[[], None] | None = None,
+        checkpoint: Callable[[dict[str, StepRecord]], None] | None = None,
     ) -> RunOutcome:
         """Run what can run now. `base_context` holds TRIGGER, SECRETS, VARS and ENV."""
         secrets = sorted({s for s in (secret_values or []) if len(s) >= 4}, key=len, reverse=True)
@@ -209,12 +209,10 @@ class Runner:
                 actions_ctx[step.ref] = {"result": None, "error": rec.error}
             elif rec.status == WAITING and rec.due:
                 waiting.append(rec.due)
-            if (
-                checkpoint is not None
-                and self.registry.resolve(step.action) is not None
-                and self.registry.resolve(step.action).kind == "network"
-            ):  # type: ignore[union-attr]
-                checkpoint()
+            if actx.called_out and checkpoint is not None:
+                # The step reached another system: have it recorded now, before going on.
+                actx.called_out = False
+                checkpoint(records)
         unhandled = [
             r.ref
             for r in records.values()
