@@ -125,7 +125,10 @@ def workloads() -> list[tuple[str, Callable[[], Any], int]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=0.4, help="time per round (5 rounds)")
+    parser.add_argument("--quick", action="store_true", help="shorter rounds (a smoke test)")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.seconds = 0.1
     pinned = False
     if hasattr(os, "sched_setaffinity"):
         try:

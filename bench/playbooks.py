@@ -65,8 +65,11 @@ def main() -> int:
         help="runner threads besides the caller (0: one core, as the target says)",
     )
     ap.add_argument("--runs", type=int, default=3, help="fresh stores; the median is reported")
+    ap.add_argument("--quick", action="store_true", help="one small run (a smoke test)")
     ap.add_argument("--output", type=Path, default=BENCH / "results" / "playbooks.json")
     args = ap.parse_args()
+    if args.quick:
+        args.alerts, args.runs = 1000, 1
     results = [one_run(args) for _ in range(args.runs)]
     rates = sorted(r["alerts_per_s"] for r in results)
     median = rates[len(rates) // 2]
@@ -83,7 +86,7 @@ def main() -> int:
     )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(summary, indent=2) + "\n")
-    return 0
+    return 0 if summary["pass"] else 1
 
 
 def one_run(args: argparse.Namespace) -> dict:
