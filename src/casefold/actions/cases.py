@@ -28,16 +28,7 @@ from casefold.cases.model import case_ref, parse_case_ref
 from casefold.errors import InvalidInputError
 from casefold.store.tables import cases
 
-_CASE_FIELDS = (
-    "summary",
-    "description",
-    "status",
-    "priority",
-    "severity",
-    "assignee",
-    "tags",
-    "fields",
-)
+_CASE_FIELDS = service.PATCHABLE
 _CREATE_OPTIONAL = (
     "status",
     "priority",

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 
 from casefold.cases import service, timeline
 from casefold.cases.model import higher_severity, severity_for_level
-from casefold.folding.rules import FoldDecision, FoldRule, choose
+from casefold.folding.rules import FoldDecision, FoldRule, choose, join_reason
 from casefold.sources.model import NormalizedAlert, Observable
 from casefold.store.tables import (
     ALERT_FOLDED,
@@ -65,20 +65,6 @@ class FoldResult:
     opened: int = 0
     joined: int = 0
     unmatched: int = 0
-
-
-def _ordinal(n: int) -> str:
-    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"
-
-
-def _span(delta_seconds: float) -> str:
-    minutes = int(delta_seconds // 60)
-    if minutes < 1:
-        return f"{int(delta_seconds)} s"
-    if minutes < 120:
-        return f"{minutes} min"
-    return f"{minutes // 60} h"
 
 
 def render_summary(rule: FoldRule, key: str, alert: NormalizedAlert) -> str:
@@ -184,10 +170,7 @@ class Folder:
             else:
                 result.joined += 1
                 span = (alert.time_utc - case.first_seen).total_seconds()
-                reason = (
-                    f"joined by rule {decision.rule.name}, key {decision.key}, "
-                    f"{_ordinal(case.alert_count + 1)} alert in {_span(abs(span))}"
-                )
+                reason = join_reason(decision, case.alert_count + 1, span)
                 events.append(
                     timeline.event_row(
                         case.id,

@@ -68,6 +68,28 @@ class FoldDecision:
     key: str
 
 
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def _span(seconds: float) -> str:
+    minutes = int(abs(seconds) // 60)
+    if minutes < 1:
+        return f"{int(abs(seconds))} s"
+    if minutes < 120:
+        return f"{minutes} min"
+    return f"{minutes // 60} h"
+
+
+def join_reason(decision: FoldDecision, nth: int, seconds_since_first: float) -> str:
+    """Why an alert joined its case, as the timeline says it."""
+    return (
+        f"joined by rule {decision.rule.name}, key {decision.key}, "
+        f"{_ordinal(nth)} alert in {_span(seconds_since_first)}"
+    )
+
+
 def lookup(raw: Any, path: str) -> str | None:
     """Value at a dotted path as a key part; lists become their sorted, comma-joined items."""
     node = raw

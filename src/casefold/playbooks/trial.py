@@ -34,7 +34,7 @@ from casefold.connectors.netguard import URLGuard
 from casefold.errors import CasefoldError
 from casefold.expressions import ExpressionError
 from casefold.folding.apply import render_summary
-from casefold.folding.rules import FoldDecision, FoldRule, choose, load_rules
+from casefold.folding.rules import FoldDecision, FoldRule, choose, join_reason, load_rules
 from casefold.playbooks.engine import trigger_context
 from casefold.playbooks.library import PlaybookLibrary
 from casefold.playbooks.model import Playbook, Trigger
@@ -481,20 +481,6 @@ def trial_run(
 # -- replaying alerts.json ------------------------------------------------------------------------
 
 
-def _ordinal(n: int) -> str:
-    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"
-
-
-def _span(seconds: float) -> str:
-    minutes = int(seconds // 60)
-    if minutes < 1:
-        return f"{int(seconds)} s"
-    if minutes < 120:
-        return f"{minutes} min"
-    return f"{minutes // 60} h"
-
-
 @dataclass
 class _WouldBeCase:
     rule: FoldRule
@@ -578,10 +564,7 @@ class _Folding:
         if not opened:
             self.merges += 1
             span = abs((alert.time_utc - case.first_seen).total_seconds())
-            reason = (
-                f"joined by rule {decision.rule.name}, key {decision.key}, "
-                f"{_ordinal(case.alerts + 1)} alert in {_span(span)}"
-            )
+            reason = join_reason(decision, case.alerts + 1, span)
             case.last_join = reason
         case.alerts += 1
         case.first_seen = min(case.first_seen, alert.time_utc)

@@ -80,8 +80,13 @@ class NormalizedAlert:
             "manager": self.manager,
             "location": self.location,
             "observables": [
-                {"type": o.type, "value": o.value, "field": o.field, "kind": o.kind,
-                 "public": o.public}
+                {
+                    "type": o.type,
+                    "value": o.value,
+                    "field": o.field,
+                    "kind": o.kind,
+                    "public": o.public,
+                }
                 for o in self.observables
             ],
         }
