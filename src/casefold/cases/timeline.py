@@ -54,8 +54,8 @@ def _json(value: Any) -> str | None:
 def _sqlite_time(value: datetime) -> str:
     # The text form SQLAlchemy's DateTime uses on SQLite (UTC, no offset), so reads agree.
     if value.tzinfo is not None:
-        value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat(sep=" ", timespec="microseconds")
 
 
 def record(conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -64,12 +64,19 @@ def record(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if conn.dialect.name == "sqlite":
         # The busiest insert of all (one event per folded alert and per case change): written
         # straight through the driver, skipping per-row parameter processing.
-        conn.exec_driver_sql(
-            _SQLITE_INSERT,
-            [
+        # Events of one batch mostly share one timestamp object (alive in `rows`, so its id
+        # is stable here): format it once.
+        times: dict[int, str] = {}
+        params = []
+        for r in rows:
+            at = r["at"]
+            when = times.get(id(at))
+            if when is None:
+                when = times[id(at)] = _sqlite_time(at)
+            params.append(
                 (
                     r["case_id"],
-                    _sqlite_time(r["at"]),
+                    when,
                     r["actor"],
                     r["kind"],
                     r["field"],
@@ -77,8 +84,7 @@ def record(conn: Connection, rows: list[dict[str, Any]]) -> None:
                     _json(r["new"]),
                     _json(r["detail"]),
                 )
-                for r in rows
-            ],
-        )
+            )
+        conn.exec_driver_sql(_SQLITE_INSERT, params)
         return
     conn.execute(insert(case_events), rows)
