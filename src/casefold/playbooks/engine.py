@@ -27,6 +27,7 @@ from sqlalchemy import JSON, Engine, and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from casefold import __version__
 from casefold.actions.context import ActionContext
 from casefold.cases import timeline
 from casefold.cases.bulk import apply_ops
@@ -51,6 +52,7 @@ from casefold.store.writer import Writer
 log = logging.getLogger("casefold.playbooks")
 
 LEASE = timedelta(minutes=5)
+ENV_CONTEXT = {"casefold": {"version": __version__}}
 
 
 def trigger_context(
@@ -329,7 +331,7 @@ class PlaybookEngine:
             "TRIGGER": trigger_context(raw, normalized, case_id, opened),
             "SECRETS": self.secrets,
             "VARS": self.variables,
-            "ENV": {"casefold": {"version": "0.1.0"}},
+            "ENV": ENV_CONTEXT,
             "var": {},
         }
 
@@ -442,7 +444,7 @@ class PlaybookEngine:
                         None,
                         actx.case_id,
                         outcome.not_before,
-                        _steps_doc(pb_order(self, run), outcome, self._secret_values),
+                        _steps_doc(self._step_order(run.playbook), outcome, self._secret_values),
                     )
                 )
                 continue
@@ -455,7 +457,7 @@ class PlaybookEngine:
                     now,
                     actx.case_id,
                     None,
-                    _steps_doc(pb_order(self, run), outcome, self._secret_values),
+                    _steps_doc(self._step_order(run.playbook), outcome, self._secret_values),
                 )
             )
             if actx.case_id:
@@ -493,6 +495,10 @@ class PlaybookEngine:
                 run_rows,
             )
         timeline.record(conn, events)
+
+    def _step_order(self, playbook: str) -> list[str]:
+        pb = self.library.get(playbook)
+        return [step.ref for step in pb.steps] if pb else []
 
     @staticmethod
     def _apply_changes(conn: Connection, contexts: list[ActionContext], now: datetime) -> None:
@@ -556,11 +562,6 @@ def _run_row(
         "r_not_before": not_before,
         "r_steps": steps,
     }
-
-
-def pb_order(engine: PlaybookEngine, run: _Claimed) -> list[str]:
-    pb = engine.library.get(run.playbook)
-    return [step.ref for step in pb.steps] if pb else []
 
 
 def _steps_doc(order: list[str], outcome: RunOutcome, secrets: list[str]) -> list[dict[str, Any]]:

@@ -35,7 +35,7 @@ from casefold.errors import CasefoldError
 from casefold.expressions import ExpressionError
 from casefold.folding.apply import render_summary
 from casefold.folding.rules import FoldDecision, FoldRule, choose, join_reason, load_rules
-from casefold.playbooks.engine import trigger_context
+from casefold.playbooks.engine import ENV_CONTEXT, trigger_context
 from casefold.playbooks.library import PlaybookLibrary
 from casefold.playbooks.model import Playbook, Trigger
 from casefold.playbooks.runner import SUCCEEDED, WAITING, Runner, StepRecord, redact
@@ -45,7 +45,6 @@ from casefold.sources.wazuh import parse_wazuh_alert
 STAND_IN_CASE_ID = 0  # the would-be case: never a stored case's id
 MAX_ROUNDS = 100  # runner rounds (delays and retries are fast-forwarded, not waited for)
 MIN_SECRET_LENGTH = 4  # as the runner: shorter values would mask ordinary text
-ENV_CONTEXT = {"casefold": {"version": "0.1.0"}}  # what PlaybookEngine.context_for gives
 
 # Trace statuses besides the runner's succeeded / failed / waiting.
 NOT_MATCHED = "not_matched"

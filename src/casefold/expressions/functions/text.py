@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import csv
 import hashlib
 import html
+import io
 import re
 import unicodedata
 import urllib.parse
@@ -454,9 +456,6 @@ def tabulate(st: EvalState, items: list | dict, format: str = "markdown") -> str
         lines += ["| " + " | ".join(_cell(v) for v in r) + " |" for r in rows]
         out = "\n".join(lines)
     elif format == "csv":
-        import csv
-        import io
-
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(headers)
