@@ -16,6 +16,22 @@ FORBIDDEN: dict[str, set[str]] = {
     "folding": {"intake", "api", "app", "cli", "runtime"},
     "intake": {"folding", "cases", "api", "app", "cli", "runtime"},
     "api": {"cli"},
+    "connectors": {
+        "store",
+        "intake",
+        "cases",
+        "folding",
+        "playbooks",
+        "actions",
+        "api",
+        "app",
+        "cli",
+        "runtime",
+        "enrichment",
+    },
+    "enrichment": {"intake", "folding", "playbooks", "actions", "api", "app", "cli", "runtime"},
+    "actions": {"intake", "folding", "playbooks", "api", "app", "cli", "runtime"},
+    "playbooks": {"intake", "api", "app", "cli", "runtime"},
     "wazuh_side": {"api", "app", "cli", "runtime", "intake", "folding", "cases", "store"},
 }
 
