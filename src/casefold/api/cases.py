@@ -113,7 +113,7 @@ def patch_case(
     expected = _if_match(if_match)
     runtime = request.app.state.runtime
 
-    def job(conn: Any) -> list[dict[str, Any]]:
+    def job(conn: Any) -> None:
         return service.update_case(
             conn, case_id, changes, actor=principal.name, expected_version=expected
         )

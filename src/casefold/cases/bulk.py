@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from casefold.cases import timeline
@@ -38,6 +38,7 @@ class CaseOp:
     tags: list[str] = field(default_factory=list)
     fields: dict[str, Any] | None = None
     text: str = ""
+    replace_tags: list[str] | None = None  # the whole new tag set (an analyst's PATCH)
 
     def describe(self) -> str:
         if self.kind == "comment":
@@ -64,7 +65,7 @@ def apply_ops(conn: Connection, ops: Iterable[CaseOp], now: datetime) -> None:
     missing = [i for i in ids if i not in state]
     if missing:
         raise NotFoundError(f"{case_ref(missing[0])} does not exist")
-    tagged = sorted({op.case_id for op in ops if op.tags})
+    tagged = sorted({op.case_id for op in ops if op.tags or op.replace_tags is not None})
     tags: dict[int, set[str]] = {i: set() for i in tagged}
     if tagged:
         for r in conn.execute(
@@ -74,6 +75,7 @@ def apply_ops(conn: Connection, ops: Iterable[CaseOp], now: datetime) -> None:
     events: list[dict[str, Any]] = []
     comments: list[dict[str, Any]] = []
     new_tags: list[dict[str, Any]] = []
+    removed_tags: list[tuple[int, str]] = []
     changed: set[int] = set()
     for op in ops:
         case = state[op.case_id]
@@ -150,7 +152,20 @@ def apply_ops(conn: Connection, ops: Iterable[CaseOp], now: datetime) -> None:
                 )
                 case["fields"] = merged
                 touched = True
-        for tag in op.tags:
+        if op.replace_tags is not None:
+            current = tags[op.case_id]
+            gone = sorted(current - set(op.replace_tags))
+            if gone:
+                removed_tags.extend((op.case_id, t) for t in gone)
+                events.extend(
+                    timeline.event_row(
+                        op.case_id, "tag_removed", actor=op.actor, field="tags", old=t, at=now
+                    )
+                    for t in gone
+                )
+                current.difference_update(gone)
+                touched = True
+        for tag in [*op.tags, *(op.replace_tags or ())]:
             if tag not in tags[op.case_id]:
                 tags[op.case_id].add(tag)
                 new_tags.append({"case_id": op.case_id, "tag": tag})
@@ -187,6 +202,10 @@ def apply_ops(conn: Connection, ops: Iterable[CaseOp], now: datetime) -> None:
         )
     if comments:
         conn.execute(insert(case_comments), comments)
+    for case_id, tag in removed_tags:
+        conn.execute(
+            delete(case_tags).where(case_tags.c.case_id == case_id, case_tags.c.tag == tag)
+        )
     if new_tags:
         conn.execute(insert(case_tags), new_tags)
     timeline.record(conn, events)

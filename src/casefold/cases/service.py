@@ -6,11 +6,12 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from casefold.cases import timeline
+from casefold.cases.bulk import CaseOp, apply_ops
 from casefold.cases.model import OPEN, PRIORITIES, SEVERITIES, STATUSES, case_ref
 from casefold.errors import ConflictError, InvalidInputError, NotFoundError
 from casefold.store.tables import case_comments, case_tags, cases
@@ -185,14 +186,6 @@ def get_case_for_update(conn: Connection, case_id: int) -> Mapping[str, Any]:
     return row
 
 
-def case_tag_list(conn: Connection, case_id: int) -> list[str]:
-    return list(
-        conn.execute(
-            select(case_tags.c.tag).where(case_tags.c.case_id == case_id).order_by(case_tags.c.tag)
-        ).scalars()
-    )
-
-
 def update_case(
     conn: Connection,
     case_id: int,
@@ -200,8 +193,8 @@ def update_case(
     *,
     actor: str,
     expected_version: int | None = None,
-) -> list[dict[str, Any]]:
-    """Apply a partial change; write one timeline event per changed field; return those events.
+) -> None:
+    """Apply a partial change, writing one timeline event per changed field.
 
     `expected_version` (optimistic locking, from If-Match) makes a concurrent edit a 409 instead
     of a silent overwrite.
@@ -216,71 +209,24 @@ def update_case(
             f"{case_ref(case_id)} was changed by someone else (version {row['version']}, "
             f"expected {expected_version})"
         )
-    now = datetime.now(UTC)
-    events: list[dict[str, Any]] = []
-    changes: dict[str, Any] = {}
-
     scalar = validate_fields({k: v for k, v in patch.items() if k not in ("tags", "fields")})
-    for name, new in scalar.items():
-        old = row[name]
-        if old == new:
-            continue
-        changes[name] = new
-        kind = f"{name}_changed"
-        if name == "status":
-            if new == "closed":
-                kind = "case_closed"
-            elif old == "closed":
-                kind = "case_reopened"
-        events.append(
-            timeline.event_row(case_id, kind, actor=actor, field=name, old=old, new=new, at=now)
-        )
-    if "status" in changes and changes["status"] not in OPEN and row["fold_open"]:
-        # A resolved or closed case stops taking alerts: the next one for its key opens a new case.
-        changes["fold_open"] = False
-
     if "fields" in patch:
-        new_fields = _merged_fields(row["fields"] or {}, patch["fields"])
-        if new_fields != (row["fields"] or {}):
-            changes["fields"] = new_fields
-            events.append(
-                timeline.event_row(
-                    case_id,
-                    "fields_changed",
-                    actor=actor,
-                    field="fields",
-                    old=row["fields"],
-                    new=new_fields,
-                    at=now,
-                )
+        _merged_fields(row["fields"] or {}, patch["fields"])  # validates the names
+    # One code path for every case change, with its timeline events: cases.bulk.
+    apply_ops(
+        conn,
+        [
+            CaseOp(
+                "update",
+                case_id,
+                actor,
+                values=scalar,
+                fields=patch.get("fields"),
+                replace_tags=clean_tags(patch["tags"]) if "tags" in patch else None,
             )
-    if "tags" in patch:
-        events.extend(_replace_tags(conn, case_id, patch["tags"], actor, now))
-
-    if events:
-        changes["updated_at"] = now
-        changes["version"] = row["version"] + 1
-        conn.execute(update(cases).where(cases.c.id == case_id).values(**changes))
-        timeline.record(conn, events)
-    return events
-
-
-def add_tags(
-    conn: Connection, case_id: int, tags: Iterable[str], *, actor: str, at: datetime | None = None
-) -> list[str]:
-    """Add tags a case does not have yet; record `tag_added` for each; return the added ones."""
-    current = set(case_tag_list(conn, case_id))
-    added = [t for t in clean_tags(tags) if t not in current]
-    if added:
-        conn.execute(insert(case_tags), [{"case_id": case_id, "tag": t} for t in added])
-        timeline.record(
-            conn,
-            [
-                timeline.event_row(case_id, "tag_added", actor=actor, field="tags", new=t, at=at)
-                for t in added
-            ],
-        )
-    return added
+        ],
+        datetime.now(UTC),
+    )
 
 
 def add_comment(conn: Connection, case_id: int, content: str, *, author: str) -> dict[str, Any]:
@@ -353,28 +299,6 @@ def clean_tags(tags: Any) -> list[str]:
             )
         seen[tag.strip()] = None
     return list(seen)
-
-
-def _replace_tags(
-    conn: Connection, case_id: int, tags: Any, actor: str, now: datetime
-) -> list[dict[str, Any]]:
-    wanted = clean_tags(tags)
-    current = case_tag_list(conn, case_id)
-    removed = [t for t in current if t not in wanted]
-    added = [t for t in wanted if t not in current]
-    if removed:
-        conn.execute(
-            delete(case_tags).where(case_tags.c.case_id == case_id, case_tags.c.tag.in_(removed))
-        )
-    if added:
-        conn.execute(insert(case_tags), [{"case_id": case_id, "tag": t} for t in added])
-    return [
-        timeline.event_row(case_id, "tag_removed", actor=actor, field="tags", old=t, at=now)
-        for t in removed
-    ] + [
-        timeline.event_row(case_id, "tag_added", actor=actor, field="tags", new=t, at=now)
-        for t in added
-    ]
 
 
 def _merged_fields(current: Mapping[str, Any], change: Any) -> dict[str, Any]:
