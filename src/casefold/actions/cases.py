@@ -6,8 +6,8 @@ first, so when a playbook runs for an alert, the alert usually already belongs t
 
 * the alert opened the case → the playbook's summary, description, status, priority, severity,
   tags and fields are applied to it, and its id is returned;
-* the alert joined an existing case → that case's id is returned unchanged (a timeline note says
-  the playbook asked for a case), so a flood of alerts still makes one case;
+* the alert joined an existing case → that case's id is returned unchanged (`folded: true` in
+  the step's result), so a flood of alerts still makes one case;
 * the alert belongs to no case (no folding rule matched) → a new case is opened.
 
 `upsert_case` folds by an explicit `key` instead: one open case per (playbook, key).
@@ -95,16 +95,8 @@ def create_case(args: dict[str, Any], ctx: ActionContext) -> dict[str, Any]:
         if ctx.case_opened_by_alert:
             ctx.change_case(_update_op(case_id, values, ctx.actor))
             return _summary(case_id, {**values, "folded": False})
-        ctx.change_case(
-            CaseOp(
-                "note",
-                case_id,
-                ctx.actor,
-                text=(
-                    f"create_case: alert {ctx.alert_id} joined this case, so no new case was opened"
-                ),
-            )
-        )
+        # Nothing to write: the step's result says `folded: true`, and the run itself is on the
+        # case's timeline (a note per alert of a flood would bury it).
         return _summary(case_id, {"folded": True})
     if ctx.dry_run:
         return _summary(0, {**values, "folded": False, "dry_run": True})
