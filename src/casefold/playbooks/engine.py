@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -64,13 +65,23 @@ def trigger_context(
     return {"data": raw, "alert": dict(normalized), "case": case}
 
 
+RECENT_ALERTS = 5_000
+
+
+@dataclass(frozen=True)
+class _AlertDocs:
+    raw: Any
+    normalized: dict[str, Any]
+    case_id: int | None
+
+
 @dataclass
 class _Claimed:
     run_id: int
     alert_id: int
     playbook: str
     records: dict[str, StepRecord] = field(default_factory=dict)
-    alert: Any = None  # the alert row (raw, normalized, case_id)
+    alert: _AlertDocs | None = None
     opened: bool = False  # the alert opened its case
 
 
@@ -104,6 +115,10 @@ class PlaybookEngine:
         self.http = http_client or httpx.Client(timeout=30.0)
         self.cache = cache or EnrichmentCache(engine, writer)
         self._secret_values = [v for kv in self.secrets.values() for v in kv.values() if v]
+        # The documents of alerts just folded, so that their runs need not read and decode them
+        # again (a fresh process, or an evicted alert, reads them from the store).
+        self._recent: OrderedDict[int, _AlertDocs] = OrderedDict()
+        self._recent_lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -152,9 +167,19 @@ class PlaybookEngine:
                         "not_before": now,
                         "attempts": 0,
                         "steps": [],
+                        "case_opened": item.opened,
                     }
                 )
         if rows:
+            with self._recent_lock:
+                queued = {r["alert_id"] for r in rows}
+                for item in folded:
+                    if item.alert_id in queued:
+                        self._recent[item.alert_id] = _AlertDocs(
+                            item.raw, item.normalized, item.case_id
+                        )
+                while len(self._recent) > RECENT_ALERTS:
+                    self._recent.popitem(last=False)
             ins = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
             conn.execute(
                 ins(playbook_runs).on_conflict_do_nothing(index_elements=["alert_id", "playbook"]),
@@ -282,47 +307,50 @@ class PlaybookEngine:
             )
         )
         rows = conn.execute(
-            select(playbook_runs.c.id, playbook_runs.c.alert_id, playbook_runs.c.playbook)
+            select(
+                playbook_runs.c.id,
+                playbook_runs.c.alert_id,
+                playbook_runs.c.playbook,
+                playbook_runs.c.case_opened,
+                playbook_runs.c.steps,
+            )
             .where(playbook_runs.c.id.in_(ids))
             .order_by(playbook_runs.c.id)
         )
-        return [_Claimed(r.id, r.alert_id, r.playbook) for r in rows]
+        return [
+            _Claimed(
+                r.id,
+                r.alert_id,
+                r.playbook,
+                opened=bool(r.case_opened),
+                records={d["ref"]: _record_from(d) for d in (r.steps or [])},
+            )
+            for r in rows
+        ]
 
     def _load(self, claimed: list[_Claimed]) -> None:
-        run_ids = [c.run_id for c in claimed]
-        alert_ids = list({c.alert_id for c in claimed})
+        with self._recent_lock:
+            for run in claimed:
+                run.alert = self._recent.get(run.alert_id)
+        missing = [run.alert_id for run in claimed if run.alert is None]
+        if not missing:
+            return
         with self.engine.connect() as conn:
-            arows = {
-                r.id: r
+            found = {
+                r.id: _AlertDocs(
+                    orjson.loads(r.raw),
+                    r.normalized if isinstance(r.normalized, dict) else orjson.loads(r.normalized),
+                    r.case_id,
+                )
                 for r in conn.execute(
                     select(alerts.c.id, alerts.c.raw, alerts.c.normalized, alerts.c.case_id).where(
-                        alerts.c.id.in_(alert_ids)
-                    )
-                )
-            }
-            case_ids = {r.case_id for r in arows.values() if r.case_id}
-            first_alert = {}
-            if case_ids:
-                first_alert = dict(
-                    conn.execute(
-                        select(alerts.c.case_id, func.min(alerts.c.id))
-                        .where(alerts.c.case_id.in_(case_ids))
-                        .group_by(alerts.c.case_id)
-                    ).all()
-                )
-            steps = {
-                r.id: {d["ref"]: _record_from(d) for d in (r.steps or [])}
-                for r in conn.execute(
-                    select(playbook_runs.c.id, playbook_runs.c.steps).where(
-                        playbook_runs.c.id.in_(run_ids)
+                        alerts.c.id.in_(missing)
                     )
                 )
             }
         for run in claimed:
-            row = arows.get(run.alert_id)
-            run.records = steps.get(run.run_id, {})
-            run.alert = row
-            run.opened = bool(row and row.case_id and first_alert.get(row.case_id) == row.id)
+            if run.alert is None:
+                run.alert = found.get(run.alert_id)
 
     def context_for(
         self, raw: Any, normalized: Mapping[str, Any], case_id: int | None, opened: bool
@@ -344,12 +372,8 @@ class PlaybookEngine:
             return run, None, "the alert no longer exists", None
         if pb is None:
             return run, None, f"playbook {run.playbook!r} is no longer loaded", None
-        raw = orjson.loads(row.raw)
-        normalized = (
-            row.normalized if isinstance(row.normalized, dict) else orjson.loads(row.normalized)
-        )
         actx = self.action_context(pb, run.run_id, run.alert_id, row.case_id, run.opened)
-        ctx = self.context_for(raw, normalized, row.case_id, run.opened)
+        ctx = self.context_for(row.raw, row.normalized, row.case_id, run.opened)
         order = [step.ref for step in pb.steps]
 
         def checkpoint(records: dict[str, StepRecord]) -> None:

@@ -203,6 +203,7 @@ playbook_runs = Table(
     # Every step's record (ref, action, status, attempts, input, result, error, duration), in
     # playbook order: one document per run, rewritten as the run progresses.
     Column("steps", JSON, nullable=False),
+    Column("case_opened", Boolean, nullable=False, server_default=text("false")),
     UniqueConstraint("alert_id", "playbook", name="uq_run_alert_playbook"),
     Index("ix_runs_queue", "status", "not_before"),
     Index("ix_runs_alert", "alert_id"),

@@ -33,6 +33,7 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
         sa.Column("error", sa.Text),
         sa.Column("steps", sa.JSON, nullable=False),
+        sa.Column("case_opened", sa.Boolean, nullable=False, server_default=sa.text("false")),
         sa.UniqueConstraint("alert_id", "playbook", name="uq_run_alert_playbook"),
     )
     op.create_index("ix_runs_queue", "playbook_runs", ["status", "not_before"])
