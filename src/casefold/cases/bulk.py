@@ -5,7 +5,7 @@ A playbook run typically updates its case and comments on it. Done one call at a
 shares them here instead: one read of the cases involved, then one write per kind of row. The
 semantics are those of `service`: one timeline event per changed field with old and new value,
 `version` bumped per change, closing a case releases its fold slot, tags from a playbook are
-added (never removed), comments and notes on the timeline.
+added (never removed), comments on the timeline.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ SCALARS = ("summary", "description", "status", "priority", "severity", "assignee
 
 @dataclass
 class CaseOp:
-    """One change to one case. `kind`: update (values, tags, fields), comment, append (to the
-    description) or note (on the timeline); the last three carry `text`."""
+    """One change to one case. `kind`: update (values, tags, fields, replace_tags), comment, or
+    append (to the description); the last two carry `text`."""
 
     kind: str
     case_id: int
@@ -43,8 +43,6 @@ class CaseOp:
     def describe(self) -> str:
         if self.kind == "comment":
             return f"comment on {case_ref(self.case_id)}"
-        if self.kind == "note":
-            return f"timeline note on {case_ref(self.case_id)}"
         parts = (
             sorted(self.values)
             + (["tags"] if self.tags else [])
@@ -88,30 +86,9 @@ def apply_ops(conn: Connection, ops: Iterable[CaseOp], now: datetime) -> None:
             changed.add(op.case_id)
             continue
         if op.kind == "append":
-            new = (case["description"] + "\n" + op.text).strip()
-            events.append(
-                timeline.event_row(
-                    op.case_id,
-                    "description_changed",
-                    actor=op.actor,
-                    field="description",
-                    old=case["description"],
-                    new=new,
-                    at=now,
-                )
-            )
-            case["description"] = new
-            case["version"] += 1
-            case["updated_at"] = now
-            changed.add(op.case_id)
-            continue
-        if op.kind == "note":
-            events.append(
-                timeline.event_row(
-                    op.case_id, "playbook_note", actor=op.actor, detail={"reason": op.text}, at=now
-                )
-            )
-            continue
+            # Appending is a description change computed from the current text.
+            appended = (case["description"] + "\n" + op.text).strip()
+            op = CaseOp("update", op.case_id, op.actor, values={"description": appended})
         touched = False
         for name, new in op.values.items():
             old = case[name]
