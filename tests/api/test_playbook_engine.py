@@ -780,3 +780,32 @@ def test_secrets_reach_the_request_but_never_the_record(api_factory, tmp_path, e
     assert call["input"]["headers"] == {"Authorization": "Bearer ***"}
     assert call["result"]["data"]["json"] == {"token": "***"}
     assert secret not in api.get(f"/api/v1/runs/{run['id']}").text
+
+
+APPEND = """\
+title: Append to the description
+trigger: {groups: [sshd]}
+actions:
+  - ref: note
+    action: core.cases.update_case
+    args:
+      case_id: ${{ TRIGGER.case.id }}
+      description: "source ${{ TRIGGER.data.data.srcip }} seen"
+      append: true
+      tags: [triaged]
+"""
+
+
+def test_update_case_appends_to_the_description_and_adds_tags(api_factory, tmp_path):
+    api = make_api(api_factory, tmp_path, {"append": APPEND})
+    post(api, sshd_alert(1, srcip="203.0.113.7"))
+    process(api)
+    [found] = all_cases(api)
+    got = case(api, found["ref"])
+    first_line = "Opened by folding rule auth-bruteforce for key 203.0.113.7."
+    assert got["description"].startswith(first_line)
+    assert got["description"].endswith("\nsource 203.0.113.7 seen")
+    assert "triaged" in got["tags"] and "bruteforce" in got["tags"]  # added, none removed
+    events = [e for e in api.get(f"/api/v1/cases/{found['ref']}/timeline").json()["items"]
+              if e["actor"] == "playbook:append"]
+    assert {e["kind"] for e in events} >= {"description_changed", "tag_added"}
