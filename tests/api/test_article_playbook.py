@@ -17,14 +17,23 @@ KEY = "test-cti-key"
 # events[].meta as CrowdSec's notification plugins write it (external-apis.md §2.3); Wazuh's JSON
 # decoder turns every scalar into a string.
 META = [
-    {"key": "ASNNumber", "value": "15169"}, {"key": "ASNOrg", "value": "Google LLC"},
-    {"key": "IsInEU", "value": "false"}, {"key": "IsoCode", "value": "US"},
-    {"key": "service", "value": "ssh"}, {"key": "target_user", "value": "pascal"},
+    {"key": "ASNNumber", "value": "15169"},
+    {"key": "ASNOrg", "value": "Google LLC"},
+    {"key": "IsInEU", "value": "false"},
+    {"key": "IsoCode", "value": "US"},
+    {"key": "service", "value": "ssh"},
+    {"key": "target_user", "value": "pascal"},
 ]
 
 
-def crowdsec_alert(n: int, ip: str, level: int, *, scenario: str = "crowdsecurity/ssh-bf",
-                   agent: str = "web-frontend-01") -> dict[str, Any]:
+def crowdsec_alert(
+    n: int,
+    ip: str,
+    level: int,
+    *,
+    scenario: str = "crowdsecurity/ssh-bf",
+    agent: str = "web-frontend-01",
+) -> dict[str, Any]:
     alert = copy.deepcopy(sample("crowdsec_json_decoded_100003_indexer_doc.json"))
     for key in ("@timestamp", "_id", "input"):
         alert.pop(key)  # as integratord hands it over, not as the indexer stores it
@@ -42,8 +51,10 @@ def crowdsec_alert(n: int, ip: str, level: int, *, scenario: str = "crowdsecurit
 
 @pytest.fixture
 def crowdsec() -> Iterator[CrowdSecFake]:
-    fake = CrowdSecFake({"1.2.3.4": "malicious", "5.6.7.8": "suspicious", "9.9.9.9": "known",
-                         "8.8.4.4": "benign"}, api_keys=[KEY])
+    fake = CrowdSecFake(
+        {"1.2.3.4": "malicious", "5.6.7.8": "suspicious", "9.9.9.9": "known", "8.8.4.4": "benign"},
+        api_keys=[KEY],
+    )
     fake.start()
     yield fake
     fake.stop()
@@ -51,8 +62,11 @@ def crowdsec() -> Iterator[CrowdSecFake]:
 
 @pytest.fixture
 def pb_api(api_factory, crowdsec):
-    return api_factory(bundled_playbooks=["wazuh-crowdsec-ticketing"], crowdsec_url=crowdsec.url,
-                       secrets={"crowdsec_cti": {"CTI_API_KEY": KEY}})
+    return api_factory(
+        bundled_playbooks=["wazuh-crowdsec-ticketing"],
+        crowdsec_url=crowdsec.url,
+        secrets={"crowdsec_cti": {"CTI_API_KEY": KEY}},
+    )
 
 
 def process(api) -> None:
@@ -61,17 +75,24 @@ def process(api) -> None:
 
 
 def the_case(api, ip: str) -> dict[str, Any]:
-    found = [c for c in api.get("/api/v1/cases", params={"limit": 500}).json()["items"]
-             if c["fold"]["key"] == ip]
+    found = [
+        c
+        for c in api.get("/api/v1/cases", params={"limit": 500}).json()["items"]
+        if c["fold"]["key"] == ip
+    ]
     assert len(found) == 1, found
     return api.get(f"/api/v1/cases/{found[0]['ref']}").json()
 
 
 @pytest.mark.parametrize(
     ("ip", "reputation_priority"),
-    [("1.2.3.4", "critical"), ("5.6.7.8", "high"), ("9.9.9.9", "medium"),
-     ("4.4.4.4", "low"),  # CrowdSec answers 404: reputation unknown → low
-     ("8.8.4.4", "unknown")],  # benign is outside the article's table → unknown
+    [
+        ("1.2.3.4", "critical"),
+        ("5.6.7.8", "high"),
+        ("9.9.9.9", "medium"),
+        ("4.4.4.4", "low"),  # CrowdSec answers 404: reputation unknown → low
+        ("8.8.4.4", "unknown"),
+    ],  # benign is outside the article's table → unknown
 )
 def test_priority_follows_the_reputation(pb_api, ip, reputation_priority):
     pb_api.post(URL, json=crowdsec_alert(1, ip, level=10))
@@ -83,9 +104,19 @@ def test_priority_follows_the_reputation(pb_api, ip, reputation_priority):
     assert case["status"] == "new"
 
 
-@pytest.mark.parametrize(("level", "severity"), [(16, "fatal"), (15, "critical"), (13, "high"),
-                                                 (12, "high"), (11, "medium"), (4, "medium"),
-                                                 (3, "low"), (0, "low")])
+@pytest.mark.parametrize(
+    ("level", "severity"),
+    [
+        (16, "fatal"),
+        (15, "critical"),
+        (13, "high"),
+        (12, "high"),
+        (11, "medium"),
+        (4, "medium"),
+        (3, "low"),
+        (0, "low"),
+    ],
+)
 def test_severity_follows_the_rule_level(pb_api, level, severity):
     pb_api.post(URL, json=crowdsec_alert(1, "1.2.3.4", level=level))
     process(pb_api)
@@ -98,22 +129,33 @@ def test_comment_lists_the_event_metadata(pb_api):
     comments = the_case(pb_api, "1.2.3.4")["comments"]
     assert [c["content"] for c in comments] == [
         "ASNNumber: 15169\n- ASNOrg: Google LLC\n- IsInEU: false\n- IsoCode: US\n"
-        "- service: ssh\n- target_user: pascal"]
+        "- service: ssh\n- target_user: pascal"
+    ]
     assert comments[0]["author"] == "playbook:wazuh-crowdsec-ticketing"
 
 
 def test_every_step_is_recorded(pb_api, crowdsec):
-    alert_id = pb_api.post(URL, json=crowdsec_alert(1, "1.2.3.4", level=12)).json()[
-        "results"][0]["id"]
+    alert_id = pb_api.post(URL, json=crowdsec_alert(1, "1.2.3.4", level=12)).json()["results"][0][
+        "id"
+    ]
     process(pb_api)
     runs = pb_api.get(f"/api/v1/alerts/{alert_id}/runs").json()["items"]
     assert len(runs) == 1
     run = runs[0]
     assert run["status"] == "succeeded" and run["playbook"] == "wazuh-crowdsec-ticketing"
     steps = {s["ref"]: s for s in run["steps"]}
-    assert list(steps) == ["stock_groups", "stock_ip", "lookup_ip_address", "create_case",
-                           "stock_reputation", "stock_level", "recup_case_id", "update_case",
-                           "map", "create_comment"]
+    assert list(steps) == [
+        "stock_groups",
+        "stock_ip",
+        "lookup_ip_address",
+        "create_case",
+        "stock_reputation",
+        "stock_level",
+        "recup_case_id",
+        "update_case",
+        "map",
+        "create_comment",
+    ]
     assert all(s["status"] == "succeeded" for s in steps.values())
     assert steps["stock_ip"]["result"] == "1.2.3.4"
     assert steps["lookup_ip_address"]["result"]["data"]["reputation"] == "malicious"
@@ -122,8 +164,9 @@ def test_every_step_is_recorded(pb_api, crowdsec):
     # the secret never appears in what was recorded
     assert KEY not in str(run)
     timeline = pb_api.get(f"/api/v1/cases/{run['case']}/timeline").json()["items"]
-    assert any(e["kind"] == "playbook_run" and e["detail"]["status"] == "succeeded"
-               for e in timeline)
+    assert any(
+        e["kind"] == "playbook_run" and e["detail"]["status"] == "succeeded" for e in timeline
+    )
 
 
 def test_a_flood_from_one_ip_is_one_case(pb_api):
@@ -136,15 +179,17 @@ def test_a_flood_from_one_ip_is_one_case(pb_api):
 
 def test_non_crowdsec_alerts_do_not_trigger_it(pb_api):
     alert_id = pb_api.post(URL, json=sample("sshd_bruteforce_nonexistent_user_5712.json")).json()[
-        "results"][0]["id"]
+        "results"
+    ][0]["id"]
     process(pb_api)
     assert pb_api.get(f"/api/v1/alerts/{alert_id}/runs").json()["items"] == []
 
 
 def test_a_crowdsec_outage_fails_the_run_visibly_and_retry_finishes_it(pb_api, crowdsec):
     crowdsec.api_keys = {"another-key"}  # CrowdSec now answers 403
-    alert_id = pb_api.post(URL, json=crowdsec_alert(1, "1.2.3.4", level=12)).json()[
-        "results"][0]["id"]
+    alert_id = pb_api.post(URL, json=crowdsec_alert(1, "1.2.3.4", level=12)).json()["results"][0][
+        "id"
+    ]
     process(pb_api)
     run = pb_api.get(f"/api/v1/alerts/{alert_id}/runs").json()["items"][0]
     assert run["status"] == "failed"
@@ -161,8 +206,10 @@ def test_a_crowdsec_outage_fails_the_run_visibly_and_retry_finishes_it(pb_api, c
 
 
 def test_lookups_are_cached_across_alerts(pb_api, crowdsec):
-    pb_api.post(URL, json=[crowdsec_alert(i, ip, level=12) for i, ip in
-                           enumerate(["1.2.3.4", "4.4.4.4"] * 5)])
+    pb_api.post(
+        URL,
+        json=[crowdsec_alert(i, ip, level=12) for i, ip in enumerate(["1.2.3.4", "4.4.4.4"] * 5)],
+    )
     process(pb_api)
     # one call per address: the second answer of each came from the cache; the 404 too
     assert crowdsec.calls_for("1.2.3.4") == 1 and crowdsec.calls_for("4.4.4.4") == 1

@@ -806,6 +806,9 @@ def test_update_case_appends_to_the_description_and_adds_tags(api_factory, tmp_p
     assert got["description"].startswith(first_line)
     assert got["description"].endswith("\nsource 203.0.113.7 seen")
     assert "triaged" in got["tags"] and "bruteforce" in got["tags"]  # added, none removed
-    events = [e for e in api.get(f"/api/v1/cases/{found['ref']}/timeline").json()["items"]
-              if e["actor"] == "playbook:append"]
+    events = [
+        e
+        for e in api.get(f"/api/v1/cases/{found['ref']}/timeline").json()["items"]
+        if e["actor"] == "playbook:append"
+    ]
     assert {e["kind"] for e in events} >= {"description_changed", "tag_added"}

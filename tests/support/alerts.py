@@ -24,8 +24,15 @@ def wazuh_time(at: datetime) -> str:
     return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}+0000"
 
 
-def sshd_alert(n: int, *, srcip: str = "203.0.113.7", minutes: float = 0, level: int = 10,
-               rule_id: str = "5712", node: str | None = None) -> dict[str, Any]:
+def sshd_alert(
+    n: int,
+    *,
+    srcip: str = "203.0.113.7",
+    minutes: float = 0,
+    level: int = 10,
+    rule_id: str = "5712",
+    node: str | None = None,
+) -> dict[str, Any]:
     alert = copy.deepcopy(_SSHD)
     at = BASE_TIME + timedelta(minutes=minutes)
     alert["id"] = f"{int(at.timestamp())}.{1000 + n}"

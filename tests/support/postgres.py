@@ -37,19 +37,43 @@ class PostgresServer:
         cmd = " ".join(args)
         if os.geteuid() == 0:
             shutil.chown(self.datadir, "postgres")
-            subprocess.run(["su", "postgres", "-s", "/bin/sh", "-c", cmd], check=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            subprocess.run(
+                ["su", "postgres", "-s", "/bin/sh", "-c", cmd],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
         else:
-            subprocess.run(["sh", "-c", cmd], check=True, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.PIPE)
+            subprocess.run(
+                ["sh", "-c", cmd], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            )
 
     def start(self) -> PostgresServer:
-        self._run(f"{self.bindir}/initdb", "-D", str(self.datadir), "-A", "trust", "-U",
-                  "postgres", "--no-sync")
-        opts = (f"-p {self.port} -k /tmp -c listen_addresses=127.0.0.1 -c fsync=off "
-                "-c max_connections=200")
-        self._run(f"{self.bindir}/pg_ctl", "-D", str(self.datadir), "-o", f"'{opts}'", "-l",
-                  f"{self.datadir}/log", "-w", "start")
+        self._run(
+            f"{self.bindir}/initdb",
+            "-D",
+            str(self.datadir),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+        )
+        opts = (
+            f"-p {self.port} -k /tmp -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c max_connections=200"
+        )
+        self._run(
+            f"{self.bindir}/pg_ctl",
+            "-D",
+            str(self.datadir),
+            "-o",
+            f"'{opts}'",
+            "-l",
+            f"{self.datadir}/log",
+            "-w",
+            "start",
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:

@@ -50,8 +50,9 @@ def test_cases_list_and_show(tmp_path: Path):
     rt = Runtime(settings)
     rt.start(folding=False)
     docs = [sshd_alert(i, minutes=i) for i in range(3)]
-    receive(Parsed([Item(i, d) for i, d in enumerate(docs)], single=False), parse_wazuh_alert,
-            rt.writer)
+    receive(
+        Parsed([Item(i, d) for i, d in enumerate(docs)], single=False), parse_wazuh_alert, rt.writer
+    )
     rt.folding.drain()
     rt.stop()
     listed = run("cases", "list", "--data-dir", str(settings.data_dir))
@@ -69,18 +70,41 @@ def test_cases_list_and_show(tmp_path: Path):
 def test_wrong_setting_stops_with_one_line(tmp_path: Path):
     cfg = tmp_path / "c.yml"
     cfg.write_text("port: not-a-port\n")
-    proc = subprocess.run([sys.executable, "-m", "casefold", "serve", "--config", str(cfg),
-                           "--data-dir", str(tmp_path / "d")], capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "casefold",
+            "serve",
+            "--config",
+            str(cfg),
+            "--data-dir",
+            str(tmp_path / "d"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("casefold: invalid setting port")
 
 
 def test_unreachable_database_is_one_line(tmp_path: Path):
-    proc = subprocess.run([sys.executable, "-m", "casefold", "cases", "list", "--database-url",
-                           "postgresql://nobody@127.0.0.1:1/none"], capture_output=True,
-                          text=True, timeout=60)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "casefold",
+            "cases",
+            "list",
+            "--database-url",
+            "postgresql://nobody@127.0.0.1:1/none",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("casefold: invalid setting database_url: cannot open")
     assert len(proc.stderr.strip().splitlines()) == 1

@@ -19,8 +19,11 @@ def test_defaults():
 def test_file_then_env_then_overrides(tmp_path: Path):
     cfg = tmp_path / "c.yml"
     cfg.write_text("port: 9000\nhost: 0.0.0.0\nmax_body_bytes: 4096\n")
-    s = load_settings(cfg, {"host": "127.0.0.2"}, environ={"CASEFOLD_PORT": "9100",
-                                                            "CASEFOLD_TOKEN": "not a setting"})
+    s = load_settings(
+        cfg,
+        {"host": "127.0.0.2"},
+        environ={"CASEFOLD_PORT": "9100", "CASEFOLD_TOKEN": "not a setting"},
+    )
     assert (s.port, s.host, s.max_body_bytes) == (9100, "127.0.0.2", 4096)
 
 
@@ -71,7 +74,11 @@ def test_secrets_from_file_and_environment_never_show(tmp_path: Path):
 
 
 def test_list_settings_from_the_environment():
-    s = load_settings(environ={"CASEFOLD_BUNDLED_PLAYBOOKS": "a, b",
-                               "CASEFOLD_HTTP_ALLOW_NETWORKS": "[127.0.0.0/8]"})
+    s = load_settings(
+        environ={
+            "CASEFOLD_BUNDLED_PLAYBOOKS": "a, b",
+            "CASEFOLD_HTTP_ALLOW_NETWORKS": "[127.0.0.0/8]",
+        }
+    )
     assert s.bundled_playbooks == ["a", "b"]
     assert s.http_allow_networks == ["127.0.0.0/8"]

@@ -18,10 +18,15 @@ def decide(rules, raw):
 
 
 def test_first_matching_rule_with_a_complete_key_wins():
-    rules = parse_rules({"rules": [
-        {"name": "by-ip", "match": {"groups": ["sshd"]}, "key": ["rule.id", "data.srcip"]},
-        {"name": "by-agent", "key": ["agent.id", "rule.id"]},
-    ]}, "t")
+    rules = parse_rules(
+        {
+            "rules": [
+                {"name": "by-ip", "match": {"groups": ["sshd"]}, "key": ["rule.id", "data.srcip"]},
+                {"name": "by-agent", "key": ["agent.id", "rule.id"]},
+            ]
+        },
+        "t",
+    )
     assert decide(rules, sshd_alert(1, srcip="198.51.100.4")) == ("by-ip", "5712/198.51.100.4")
     no_ip = sshd_alert(2)
     del no_ip["data"]["srcip"]
@@ -30,10 +35,19 @@ def test_first_matching_rule_with_a_complete_key_wins():
 
 
 def test_match_conditions():
-    rules = parse_rules({"rules": [
-        {"name": "hi", "match": {"min_level": 12, "max_level": 14}, "key": "rule.id"},
-        {"name": "ids", "match": {"rule_ids": [5712, "5710"], "source": "wazuh"}, "key": "rule.id"},
-    ]}, "t")
+    rules = parse_rules(
+        {
+            "rules": [
+                {"name": "hi", "match": {"min_level": 12, "max_level": 14}, "key": "rule.id"},
+                {
+                    "name": "ids",
+                    "match": {"rule_ids": [5712, "5710"], "source": "wazuh"},
+                    "key": "rule.id",
+                },
+            ]
+        },
+        "t",
+    )
     assert decide(rules, sshd_alert(1, level=13))[0] == "hi"
     assert decide(rules, sshd_alert(1, level=10))[0] == "ids"
     assert decide(rules, sshd_alert(1, level=3, rule_id="1")) is None
