@@ -291,39 +291,28 @@ class Runner:
                 rendered = step.args.render(context, budget=self.budget)
                 result = spec.handler(dict(rendered), actx)
         except Exception as exc:  # any failure of the action becomes the step's error
-            duration = int((time.perf_counter() - t0) * 1000)
-            if _is_retryable(exc) and attempt < step.retry.max_attempts:
-                due = self.clock() + timedelta(seconds=step.retry.delay(attempt))
-                return StepRecord(
-                    step.ref,
-                    step.action,
-                    WAITING,
-                    attempts=attempt,
-                    started_at=started,
-                    duration_ms=duration,
-                    input=redact(rendered, secrets),
-                    error=redact(_error_text(exc), secrets),
-                    due=due,
-                    reason=f"retry {attempt + 1}/{step.retry.max_attempts}",
-                )
-            return StepRecord(
+            record = StepRecord(
                 step.ref,
                 step.action,
                 FAILED,
                 attempts=attempt,
                 started_at=started,
-                duration_ms=duration,
+                duration_ms=int((time.perf_counter() - t0) * 1000),
                 input=redact(rendered, secrets),
                 error=redact(_error_text(exc), secrets),
             )
-        duration = int((time.perf_counter() - t0) * 1000)
+            if _is_retryable(exc) and attempt < step.retry.max_attempts:
+                record.status = WAITING
+                record.due = self.clock() + timedelta(seconds=step.retry.delay(attempt))
+                record.reason = f"retry {attempt + 1}/{step.retry.max_attempts}"
+            return record
         return StepRecord(
             step.ref,
             step.action,
             SUCCEEDED,
             attempts=attempt,
             started_at=started,
-            duration_ms=duration,
+            duration_ms=int((time.perf_counter() - t0) * 1000),
             input=redact(rendered, secrets),
             result=redact(result, secrets),
         )
