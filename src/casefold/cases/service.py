@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from casefold.cases import timeline
 from casefold.cases.bulk import CaseOp, apply_ops
 from casefold.cases.model import OPEN, PRIORITIES, SEVERITIES, STATUSES, case_ref
 from casefold.errors import ConflictError, InvalidInputError, NotFoundError
+from casefold.store.db import dialect_insert
 from casefold.store.tables import case_comments, case_tags, cases
 
 MAX_TAG_LEN = 200
@@ -140,9 +140,8 @@ def open_fold_cases(
                 "version": 1,
             }
         )
-    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     stmt = (
-        dialect_insert(cases)
+        dialect_insert(conn, cases)
         .on_conflict_do_nothing(
             index_elements=[cases.c.fold_rule, cases.c.fold_key], index_where=cases.c.fold_open
         )

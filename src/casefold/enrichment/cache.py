@@ -17,9 +17,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from casefold.store.db import dialect_insert
 from casefold.store.tables import enrichment_cache
 from casefold.store.writer import Writer
 
@@ -116,8 +116,7 @@ class EnrichmentCache:
 
     @staticmethod
     def _store(conn: Connection, provider: str, key: str, answer: Answer) -> None:
-        ins = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-        stmt = ins(enrichment_cache).values(
+        stmt = dialect_insert(conn, enrichment_cache).values(
             provider=provider,
             key=key,
             value=answer.value,

@@ -17,13 +17,13 @@ from typing import Any
 import orjson
 from sqlalchemy import bindparam, select, tuple_, update
 from sqlalchemy import case as sql_case
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from casefold.cases import service, timeline
 from casefold.cases.model import higher_severity, severity_for_level
 from casefold.folding.rules import FoldDecision, FoldRule, choose, join_reason
 from casefold.sources.model import NormalizedAlert, Observable
+from casefold.store.db import dialect_insert
 from casefold.store.tables import (
     ALERT_FOLDED,
     ALERT_PENDING,
@@ -453,8 +453,7 @@ def _upsert_observables(conn: Connection, touched: list[_OpenCase]) -> None:
     ]
     if not rows:
         return
-    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = dialect_insert(case_observables)
+    stmt = dialect_insert(conn, case_observables)
     col, new = case_observables.c, stmt.excluded
     stmt = stmt.on_conflict_do_update(
         index_elements=[col.case_id, col.type, col.value],

@@ -12,10 +12,10 @@ from typing import Any
 
 import orjson
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from casefold.sources.model import NormalizedAlert
+from casefold.store.db import dialect_insert
 from casefold.store.tables import ALERT_PENDING, alerts
 
 
@@ -54,9 +54,8 @@ def store_alerts(conn: Connection, rows: list[dict[str, Any]]) -> list[Receipt]:
     for row in rows:
         row["received_at"] = received
         fresh.setdefault(row["dedup_key"], row)  # a repeat inside the batch is a duplicate too
-    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     stmt = (
-        dialect_insert(alerts)
+        dialect_insert(conn, alerts)
         .on_conflict_do_nothing(index_elements=["dedup_key"])
         .returning(alerts.c.id, alerts.c.dedup_key)
     )

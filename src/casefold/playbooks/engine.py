@@ -25,7 +25,6 @@ from typing import Any
 import httpx
 import orjson
 from sqlalchemy import JSON, Engine, and_, bindparam, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from casefold import __version__
@@ -41,6 +40,7 @@ from casefold.folding.apply import FoldedAlert
 from casefold.playbooks.library import PlaybookLibrary
 from casefold.playbooks.model import Playbook
 from casefold.playbooks.runner import WAITING, Runner, RunOutcome, StepRecord, redact
+from casefold.store.db import dialect_insert
 from casefold.store.tables import (
     RUN_FAILED,
     RUN_QUEUED,
@@ -180,9 +180,10 @@ class PlaybookEngine:
                         )
                 while len(self._recent) > RECENT_ALERTS:
                     self._recent.popitem(last=False)
-            ins = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
             conn.execute(
-                ins(playbook_runs).on_conflict_do_nothing(index_elements=["alert_id", "playbook"]),
+                dialect_insert(conn, playbook_runs).on_conflict_do_nothing(
+                    index_elements=["alert_id", "playbook"]
+                ),
                 rows,
             )
             self._wake.set()

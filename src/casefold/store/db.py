@@ -14,7 +14,9 @@ from typing import Any
 import orjson
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, Table, create_engine, event, inspect
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.sqlite import Insert
 from sqlalchemy.engine import Connection
 
 from casefold.config import Settings
@@ -137,3 +139,9 @@ class Checkpointer:
                     self.checkpoint()
             except Exception as exc:  # a busy database is retried next round
                 log.warning("WAL checkpoint failed: %s", exc)
+
+
+def dialect_insert(conn: Connection, table: Table) -> Insert:
+    """INSERT with ON CONFLICT support (DO NOTHING / DO UPDATE) for the connection's database."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
