@@ -11,6 +11,8 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+import regex
+
 from ..budget import EvalState
 from ..errors import BudgetExceededError, EvaluationError
 from ._util import regex_call, regex_pattern
@@ -202,6 +204,4 @@ def extract_sha512(st: EvalState, text: str | None) -> list:
 @register(category="ioc", state=True)
 def extract_cves(st: EvalState, text: str | None) -> list:
     """CVE identifiers (upper-cased)."""
-    import regex
-
     return list(dict.fromkeys(c.upper() for c in _findall(st, _CVE, text, False, regex.IGNORECASE)))
