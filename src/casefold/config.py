@@ -13,11 +13,83 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from casefold.errors import ConfigError
 
 ENV_PREFIX = "CASEFOLD_"
+
+
+class BudgetLimit(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    calls: int = Field(ge=0)
+    per: Literal["minute", "hour", "day"] = "day"
+
+
+class ProviderSettings(BaseModel):
+    """One threat-intel provider: where it is, how long to wait and retry, what it may cost."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    url: str = Field("", description="Base URL (empty: the provider is not configured).")
+    timeout: float = Field(10.0, gt=0, le=300)
+    attempts: int = Field(3, ge=1, le=10, description="Tries per lookup (5xx, timeouts, 429).")
+    budget: list[BudgetLimit] = Field(default_factory=list)
+    cache_ttl: float = Field(86_400.0, ge=0, description="Seconds a found answer is reused.")
+    negative_ttl: float = Field(3_600.0, ge=0, description="Seconds a 'not found' is reused.")
+    # Provider-specific options: OpenCTI's hash filter key, AbuseIPDB's maxAgeInDays.
+    hash_key: str = "hashes.SHA-256"
+    max_age_days: int = Field(90, ge=1, le=365)
+
+
+# Free-tier allowances by default; raise them for paid keys. A provider's settings in the config
+# file are laid over these, so setting only its url keeps its budget.
+_PROVIDER_DEFAULTS: dict[str, dict[str, Any]] = {
+    "crowdsec": {"url": "https://cti.api.crowdsec.net", "budget": [{"calls": 50, "per": "day"}]},
+    "opencti": {},
+    "abuseipdb": {
+        "url": "https://api.abuseipdb.com/api/v2",
+        "budget": [{"calls": 1000, "per": "day"}],
+    },
+    "virustotal": {
+        "url": "https://www.virustotal.com/api/v3",
+        "budget": [{"calls": 4, "per": "minute"}, {"calls": 500, "per": "day"}],
+    },
+    "misp": {},
+}
+
+
+class ThreatIntelSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    crowdsec: ProviderSettings = ProviderSettings(**_PROVIDER_DEFAULTS["crowdsec"])
+    opencti: ProviderSettings = ProviderSettings()
+    abuseipdb: ProviderSettings = ProviderSettings(**_PROVIDER_DEFAULTS["abuseipdb"])
+    virustotal: ProviderSettings = ProviderSettings(**_PROVIDER_DEFAULTS["virustotal"])
+    misp: ProviderSettings = ProviderSettings()
+    local_files: list[Path] = Field(
+        default_factory=list, description="IoC lists (CSV or STIX 2.1 bundles) for cti.local."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _over_defaults(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            data = dict(data)
+            for name, defaults in _PROVIDER_DEFAULTS.items():
+                given = data.get(name)
+                if isinstance(given, Mapping):
+                    data[name] = {**defaults, **given}
+        return data
+
+    def provider(self, name: str) -> ProviderSettings:
+        return getattr(self, name)
+
+
+class WazuhSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    queue_socket: Path = Path("/var/ossec/queue/sockets/queue")
+    api_url: str = Field("", description="Wazuh API (https://manager:55000); empty: the socket.")
+    api_verify_tls: bool = True
+    api_timeout: float = Field(10.0, gt=0, le=300)
 
 
 class Settings(BaseModel):
@@ -84,8 +156,17 @@ class Settings(BaseModel):
         default_factory=list,
         description="Networks core.http_request may reach besides public addresses (CIDR).",
     )
-    crowdsec_url: str = Field(
-        "https://cti.api.crowdsec.net", description="Base URL of CrowdSec's CTI API."
+    threat_intel: ThreatIntelSettings = Field(
+        default_factory=ThreatIntelSettings,
+        description="Threat-intel providers: URLs, timeouts, retries, budgets, cache times.",
+    )
+    auto_enrich: list[str] = Field(
+        default_factory=list,
+        description="Providers that enrich every case's public observables without a playbook.",
+    )
+    wazuh: WazuhSettings = Field(
+        default_factory=WazuhSettings,
+        description="Where wazuh.send_event delivers: the analysisd queue socket or the API.",
     )
 
     @property
@@ -114,7 +195,13 @@ class Settings(BaseModel):
 
 
 SECRET_PREFIX = ENV_PREFIX + "SECRET__"
-_LIST_SETTINGS = {"bundled_playbooks", "http_allow_networks"}
+_LIST_SETTINGS = {
+    "bundled_playbooks",
+    "http_allow_networks",
+    "auto_enrich",
+    "local_files",
+    "budget",
+}
 _MAPPING_SETTINGS = {"vars"}
 
 
@@ -143,10 +230,24 @@ def _env_settings(environ: Mapping[str, str]) -> dict[str, Any]:
                 out.setdefault("secrets", {}).setdefault(name.lower(), {})[secret_key] = value
             continue
         if key.startswith(ENV_PREFIX):
-            name = key[len(ENV_PREFIX) :].lower()
+            # CASEFOLD_THREAT_INTEL__CROWDSEC__URL → threat_intel.crowdsec.url
+            path = key[len(ENV_PREFIX) :].lower().split("__")
             # Other CASEFOLD_* variables (e.g. a client's CASEFOLD_TOKEN) are not settings.
-            if name in known:
-                out[name] = _env_value(name, value)
+            if path[0] in known:
+                target = out
+                for part in path[:-1]:
+                    target = target.setdefault(part, {})
+                target[path[-1]] = _env_value(path[-1], value)
+    return out
+
+
+def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _deep_merge(dict(out[key]), value)
+        else:
+            out[key] = value
     return out
 
 
@@ -180,7 +281,7 @@ def load_settings(
         for name, keys in env.pop("secrets").items():
             merged.setdefault(name, {}).update(keys)
         values["secrets"] = merged
-    values.update(env)
+    values = _deep_merge(values, env)
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     try:
         return Settings(**values)

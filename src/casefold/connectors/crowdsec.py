@@ -1,7 +1,8 @@
 """CrowdSec CTI smoke API: GET /v2/smoke/{ip} with the `x-api-key` header.
 
 404 means CrowdSec knows nothing of the address: that is an answer (reputation "unknown"), not an
-error. 403 is a bad key, 429 a spent quota (CrowdSec sends no Retry-After).
+error. 403 is a bad key, 429 a spent quota (CrowdSec sends no Retry-After, so the HTTP layer
+reports it as such at once).
 """
 
 from __future__ import annotations
@@ -9,32 +10,77 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-import httpx
+from casefold.connectors.finding import Finding
+from casefold.connectors.http import ProviderError, ProviderHTTP, json_body, short_body
 
 DEFAULT_BASE_URL = "https://cti.api.crowdsec.net"
+NAME = "crowdsec"
+
+_VERDICTS = {
+    "malicious": "malicious",
+    "suspicious": "suspicious",
+    "known": "unknown",  # seen, but CrowdSec does not call it hostile
+    "safe": "clean",
+    "benign": "clean",
+    "unknown": "unknown",
+}
 
 
-class CrowdSecError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.retryable = status >= 500 or status == 429
+class CrowdSec:
+    name = NAME
+    kinds = frozenset({"ip"})
 
+    def __init__(self, http: ProviderHTTP, base_url: str, api_key: str) -> None:
+        self.http = http
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key
 
-def smoke(
-    client: httpx.Client, base_url: str, api_key: str, ip: str, timeout: float = 10.0
-) -> dict[str, Any]:
-    """The smoke answer for `ip`: `{status_code, data}` where data is CrowdSec's JSON."""
-    address = str(ipaddress.ip_address(ip.strip()))  # ValueError for a non-IP: never sent
-    response = client.get(
-        f"{base_url.rstrip('/')}/v2/smoke/{address}",
-        headers={"x-api-key": api_key, "accept": "application/json"},
-        timeout=timeout,
-    )
-    if response.status_code == 404:
-        return {"status_code": 404, "data": {"ip": address, "reputation": "unknown"}}
-    if response.status_code != 200:
-        raise CrowdSecError(
-            response.status_code, f"CrowdSec answered {response.status_code}: {response.text[:200]}"
+    def smoke(self, ip: str) -> dict[str, Any]:
+        """`{status_code, data}` where data is CrowdSec's JSON (404: reputation unknown)."""
+        address = str(ipaddress.ip_address(ip.strip()))  # ValueError for a non-IP: never sent
+        response = self.http.request(
+            "GET",
+            f"{self.base_url}/v2/smoke/{address}",
+            headers={"x-api-key": self.api_key, "accept": "application/json"},
         )
-    return {"status_code": 200, "data": response.json()}
+        if response.status_code == 404:
+            return {"status_code": 404, "data": {"ip": address, "reputation": "unknown"}}
+        if response.status_code != 200:
+            raise ProviderError(
+                NAME,
+                f"answered {response.status_code}: {short_body(response)}"
+                + (" (check the API key)" if response.status_code in (401, 403) else ""),
+                status=response.status_code,
+            )
+        return {"status_code": 200, "data": json_body(NAME, response)}
+
+    def lookup(self, kind: str, value: str) -> Finding:
+        return finding(value, self.smoke(value))
+
+
+def finding(ip: str, answer: dict[str, Any]) -> Finding:
+    data = answer.get("data") or {}
+    if answer.get("status_code") == 404:
+        return Finding(NAME, "ip", ip, False, "unknown", None, "not known to CrowdSec", data)
+    reputation = str(data.get("reputation") or "unknown")
+    classifications = data.get("classifications") or {}
+    false_positive = bool(classifications.get("false_positives"))
+    verdict = "clean" if false_positive else _VERDICTS.get(reputation, "unknown")
+    total = (((data.get("scores") or {}).get("overall") or {}).get("total")) or 0
+    behaviors = [b.get("name") for b in data.get("behaviors") or [] if isinstance(b, dict)]
+    parts = [reputation]
+    if data.get("confidence"):
+        parts[0] += f" ({data['confidence']} confidence)"
+    if false_positive:
+        parts.append("false positive: " + ", ".join(
+            str(c.get("label") or c.get("name")) for c in classifications["false_positives"]
+        ))
+    if behaviors:
+        parts.append(", ".join(str(b) for b in behaviors[:5]))
+    if data.get("as_name"):
+        parts.append(f"AS {data['as_name']}")
+    country = (data.get("location") or {}).get("country")
+    if country:
+        parts.append(str(country))
+    score = max(0, min(100, int(total) * 20)) if isinstance(total, int | float) else None
+    return Finding(NAME, "ip", ip, True, verdict, score, "; ".join(parts), data)

@@ -93,12 +93,20 @@ class EnrichmentCache:
             self.misses += 1
         return None
 
-    def put(self, provider: str, key: str, value: Any, *, negative: bool = False) -> Answer:
+    def put(
+        self,
+        provider: str,
+        key: str,
+        value: Any,
+        *,
+        negative: bool = False,
+        ttl: timedelta | None = None,
+    ) -> Answer:
         """Remember a fresh answer (returned with from_cache=False) and store it durably."""
         now = self.clock()
-        answer = Answer(
-            value, negative, now, now + (self.negative_ttl if negative else self.ttl), False
-        )
+        if ttl is None:
+            ttl = self.negative_ttl if negative else self.ttl
+        answer = Answer(value, negative, now, now + ttl, False)
         self._remember(provider, key, Answer(value, negative, now, answer.expires_at, True))
         if self.writer is not None:
             # Fire and forget: losing a cache entry costs one lookup, never correctness.

@@ -147,8 +147,13 @@ case_observables = Table(
     Column("first_seen", DateTime(timezone=True), nullable=False),
     Column("last_seen", DateTime(timezone=True), nullable=False),
     Column("alert_count", Integer, nullable=False, server_default="1"),
+    # Automatic enrichment: provider → finding summary; the worst verdict; when it was done.
+    Column("verdicts", JSON),
+    Column("verdict", String(20)),
+    Column("enriched_at", DateTime(timezone=True)),
     UniqueConstraint("case_id", "type", "value", name="uq_case_observable"),
     Index("ix_case_observables_value", "type", "value"),
+    Index("ix_case_observables_enriched", "enriched_at", "id"),
 )
 
 case_comments = Table(
@@ -219,4 +224,15 @@ enrichment_cache = Table(
     Column("negative", Boolean, nullable=False, server_default=text("false")),
     Column("fetched_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+# Lookups spent per provider and budget window (minute, hour or day), so that a restart does not
+# hand a provider's quota out a second time.
+provider_budgets = Table(
+    "provider_budgets",
+    metadata,
+    Column("provider", String(40), primary_key=True),
+    Column("period", String(10), primary_key=True),
+    Column("window_start", DateTime(timezone=True), nullable=False),
+    Column("used", Integer, nullable=False),
 )
