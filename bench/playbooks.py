@@ -27,6 +27,7 @@ sys.path.insert(0, str(BENCH.parent / "tests"))
 from support.alerts import BASE_TIME, sample, wazuh_time  # noqa: E402
 
 from casefold.config import Settings  # noqa: E402
+from casefold.connectors import crowdsec  # noqa: E402
 from casefold.intake.body import Item, Parsed  # noqa: E402
 from casefold.intake.receiver import receive  # noqa: E402
 from casefold.runtime import Runtime  # noqa: E402
@@ -98,7 +99,7 @@ def one_run(args: argparse.Namespace) -> dict:
         data_dir=tmp,
         bundled_playbooks=["wazuh-crowdsec-ticketing"],
         secrets={"crowdsec_cti": {"CTI_API_KEY": "bench"}},
-        crowdsec_url="http://127.0.0.1:9",
+        threat_intel={"crowdsec": {"url": "http://127.0.0.1:9"}},
         playbook_workers=args.workers,
     )
     rt = Runtime(settings)
@@ -106,11 +107,8 @@ def one_run(args: argparse.Namespace) -> dict:
     ips = [f"{11 + i // 250}.{(i % 250) + 1}.0.7" for i in range(args.ips)]
     reputations = ("malicious", "suspicious", "known", "unknown")
     for i, ip in enumerate(ips):
-        rt.playbooks.cache.put(
-            "crowdsec",
-            ip,
-            {"status_code": 200, "data": {"ip": ip, "reputation": reputations[i % 4]}},
-        )
+        answer = {"status_code": 200, "data": {"ip": ip, "reputation": reputations[i % 4]}}
+        rt.enricher.cache.put("crowdsec", f"ip:{ip}", crowdsec.finding(ip, answer).to_dict())
     docs = [crowdsec_alert(n, ips[n % len(ips)]) for n in range(args.alerts)]
     receive(
         Parsed([Item(i, d) for i, d in enumerate(docs)], single=False), parse_wazuh_alert, rt.writer

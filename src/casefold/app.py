@@ -11,6 +11,7 @@ from casefold import __version__
 from casefold.access import Permission
 from casefold.api import alerts as alerts_api
 from casefold.api import cases as cases_api
+from casefold.api import enrichment as enrichment_api
 from casefold.api import errors
 from casefold.api import runs as runs_api
 from casefold.api.auth import require
@@ -48,6 +49,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = False) -> FastAPI:
     app.include_router(alerts_api.router)
     app.include_router(cases_api.router)
     app.include_router(runs_api.router)
+    app.include_router(enrichment_api.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> Response:

@@ -7,6 +7,7 @@
     │   └── PayloadTooLargeError
     ├── NotFoundError          the thing asked for does not exist (HTTP 404)
     ├── ConflictError          the change collides with the current state (HTTP 409)
+    ├── UpstreamError          another system (a threat-intel provider) failed to answer (502)
     └── AuthError              missing/unknown token (401) or role too weak (403, `forbidden=True`)
 
 The HTTP mapping lives in one place, `casefold.api.errors`.
@@ -54,6 +55,10 @@ class NotFoundError(CasefoldError):
 
 
 class ConflictError(CasefoldError):
+    pass
+
+
+class UpstreamError(CasefoldError):
     pass
 
 

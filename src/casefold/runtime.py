@@ -11,6 +11,7 @@ import logging
 import os
 from pathlib import Path
 
+import httpx
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
@@ -19,9 +20,12 @@ from casefold.access import Role, TokenVerifier, create_token, has_any_token
 from casefold.actions import cases as actions_cases
 from casefold.actions import core as actions_core
 from casefold.actions import cti as actions_cti
+from casefold.actions import wazuh as actions_wazuh
 from casefold.config import Settings
+from casefold.enrichment.auto import AutoEnricher
+from casefold.enrichment.providers import build_enricher
 from casefold.errors import ConfigError
-from casefold.folding.apply import Folder
+from casefold.folding.apply import FoldedAlert, Folder
 from casefold.folding.rules import load_rules
 from casefold.folding.worker import FoldingWorker
 from casefold.intake.sink import AlertSink
@@ -49,7 +53,7 @@ def tune_gc() -> None:
 
 
 # The built-in actions register themselves on import.
-_ACTIONS = (actions_core, actions_cases, actions_cti)
+_ACTIONS = (actions_core, actions_cases, actions_cti, actions_wazuh)
 
 
 class Runtime:
@@ -63,18 +67,27 @@ class Runtime:
             settings.playbooks_path, bundled=tuple(settings.bundled_playbooks)
         )
         self.library.load()
+        secrets = settings.secret_values()
+        # One HTTP client (connection pools) for every connector and playbook request.
+        self.http = httpx.Client(timeout=30.0)
+        self.enricher = build_enricher(settings, secrets, self.http, self.engine, self.writer)
+        self.auto_enrich = AutoEnricher(
+            self.engine, self.writer, self.enricher, settings.auto_enrich
+        )
         self.playbooks = PlaybookEngine(
             self.engine,
             self.writer,
             self.library,
-            secrets=settings.secret_values(),
+            secrets=secrets,
             variables=settings.vars,
             settings=settings,
             http_allow_networks=settings.http_allow_networks,
             workers=settings.playbook_workers,
+            http_client=self.http,
+            enricher=self.enricher,
         )
         self.folder = Folder(
-            self.rules, batch_size=settings.fold_batch_size, after_fold=self.playbooks.enqueue
+            self.rules, batch_size=settings.fold_batch_size, after_fold=self._after_fold
         )
         self.folding = FoldingWorker(self.writer, self.folder)
         self.tokens = TokenVerifier(self.engine, settings.token_cache_seconds)
@@ -85,6 +98,11 @@ class Runtime:
         )
         self._started = False
         self._store_open = False
+
+    def _after_fold(self, conn: Connection, folded: list[FoldedAlert]) -> int:
+        queued = self.playbooks.enqueue(conn, folded)
+        self.auto_enrich.wake()  # new observables may be waiting (it polls anyway)
+        return queued
 
     def open_store(self) -> None:
         """Migrate the schema; raise ConfigError when the database cannot be reached."""
@@ -105,18 +123,21 @@ class Runtime:
         if folding:
             self.folding.start()
             self.playbooks.start()
+            self.auto_enrich.start()
             self.library.start_watching()
         self._started = True
 
     def stop(self) -> None:
         if self._started:
             self.library.stop()
+            self.auto_enrich.stop()
             self.folding.stop()
             self.playbooks.stop()
             self.writer.stop()
             if self.checkpointer is not None:
                 self.checkpointer.stop()
             self._started = False
+        self.http.close()
         self.engine.dispose()
 
     def bootstrap_admin_token(self) -> Path | None:

@@ -19,6 +19,9 @@ ROUTES = [
     ("GET", "/api/v1/alerts/1/runs"),
     ("GET", "/api/v1/runs/1"),
     ("POST", "/api/v1/runs/1/retry"),
+    ("GET", "/api/v1/enrichment"),
+    ("POST", "/api/v1/enrichment/lookup"),
+    ("POST", "/api/v1/cases/CASE-1/enrich"),
 ]
 
 

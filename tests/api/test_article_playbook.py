@@ -64,7 +64,7 @@ def crowdsec() -> Iterator[CrowdSecFake]:
 def pb_api(api_factory, crowdsec):
     return api_factory(
         bundled_playbooks=["wazuh-crowdsec-ticketing"],
-        crowdsec_url=crowdsec.url,
+        threat_intel={"crowdsec": {"url": crowdsec.url}},
         secrets={"crowdsec_cti": {"CTI_API_KEY": KEY}},
     )
 

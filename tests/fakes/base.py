@@ -15,6 +15,7 @@ uvicorn (real sockets, real HTTP/1.1) and records every request in `requests`.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -99,7 +100,8 @@ class FakeServer:
             {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]},
             b"".join(chunks),
         )
-        reply = self.handle(request)
+        # In a thread: a handler may block (to play a slow server) without stalling the others.
+        reply = await asyncio.to_thread(self.handle, request)
         with self._lock:
             self.requests.append(Recorded(request, reply.status))
         content = reply.encoded()

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from casefold.connectors import crowdsec
+from casefold.connectors.http import ProviderError, ProviderHTTP, QuotaExceeded, RetryPolicy
 from fakes.crowdsec import NOT_FOUND, CrowdSecFake, IPProfile
 
 KEY = "cti-test-key"
@@ -203,23 +204,31 @@ def test_other_routes_and_methods(cti: CrowdSecFake):
     assert r.status_code == 405
 
 
+def _connector(client: httpx.Client, base: str, key: str) -> crowdsec.CrowdSec:
+    http = ProviderHTTP("crowdsec", client, RetryPolicy(attempts=2, backoff=0.01, timeout=5))
+    return crowdsec.CrowdSec(http, base, key)
+
+
 def test_in_process_transport_matches_the_server():
     fake = CrowdSecFake({"1.2.3.4": "malicious"}, quota=1)
     with httpx.Client(transport=fake.transport()) as client:
-        base = "https://cti.api.crowdsec.net"
-        unknown = crowdsec.smoke(client, base, fake.api_key, "8.8.4.4")
+        cti = _connector(client, "https://cti.api.crowdsec.net", fake.api_key)
+        unknown = cti.smoke("8.8.4.4")
         assert unknown == {"status_code": 404, "data": {"ip": "8.8.4.4", "reputation": "unknown"}}
-        found = crowdsec.smoke(client, base, fake.api_key, "1.2.3.4")
+        found = cti.smoke("1.2.3.4")
         assert found["data"]["reputation"] == "malicious"
-        with pytest.raises(crowdsec.CrowdSecError) as spent:
-            crowdsec.smoke(client, base, fake.api_key, "1.2.3.4")
-        assert spent.value.status == 429 and spent.value.retryable
+        with pytest.raises(QuotaExceeded) as spent:  # bare 429: quota spent, not worth a retry
+            cti.smoke("1.2.3.4")
+        assert spent.value.status == 429 and not spent.value.retryable
     assert fake.calls_for("1.2.3.4") == 2 and fake.total == 3
 
 
 def test_connector_against_the_real_socket(cti: CrowdSecFake):
     with httpx.Client() as client:
-        with pytest.raises(crowdsec.CrowdSecError) as denied:
-            crowdsec.smoke(client, cti.url, "wrong", "1.2.3.4")
+        with pytest.raises(ProviderError) as denied:
+            _connector(client, cti.url, "wrong").smoke("1.2.3.4")
         assert denied.value.status == 403 and not denied.value.retryable
-        assert crowdsec.smoke(client, cti.url, KEY, "1.2.3.4")["status_code"] == 200
+        assert "wrong" not in str(denied.value)
+        finding = _connector(client, cti.url, KEY).lookup("ip", "1.2.3.4")
+        assert finding.found and finding.verdict == "malicious"
+        assert "ssh:bruteforce" in finding.summary or finding.summary.startswith("malicious")

@@ -290,7 +290,7 @@ def failed_run_store(tmp_path: Path) -> Path:
     settings = Settings(
         data_dir=tmp_path / "store",
         bundled_playbooks=["wazuh-crowdsec-ticketing"],
-        crowdsec_url=f"http://127.0.0.1:{closed_port()}",
+        threat_intel={"crowdsec": {"url": f"http://127.0.0.1:{closed_port()}"}},
         secrets={"crowdsec_cti": {"CTI_API_KEY": KEY}},
     )
     rt = Runtime(settings)

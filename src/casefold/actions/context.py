@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
 from casefold.cases.bulk import CaseOp
-from casefold.enrichment.cache import EnrichmentCache
+from casefold.enrichment.service import Enricher
 
 Effect = Callable[[Connection], Any]
 
@@ -41,7 +41,9 @@ class ActionContext:
     effects: list[tuple[str, Effect]] = field(default_factory=list)
     http_trace: list[dict[str, Any]] = field(default_factory=list)
     settings: Any = None
-    cache: EnrichmentCache | None = None  # shared threat-intel answers
+    enricher: Enricher | None = None  # threat-intel lookups: shared cache and budgets
+    alert: Mapping[str, Any] | None = None  # the normalised alert the run is for
+    wazuh: Any = None  # where wazuh.send_event delivers (actions.wazuh.WazuhSender)
     case_ops: list[CaseOp] = field(default_factory=list)  # case changes, applied in bulk
     # Set by an action that reached another system (not served from cache): the engine then
     # records the step at once, so a crash never makes the call again.

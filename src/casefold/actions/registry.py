@@ -41,6 +41,19 @@ class ActionSpec:
         return None
 
 
+class StepSkipped(Exception):
+    """Raised by an action that chose not to act (e.g. a provider's budget is spent).
+
+    The step is recorded as skipped with `reason`; unlike a skip by `run_if`, it still has a
+    `result` (the "unknown" answer) and its dependents run: the run goes on.
+    """
+
+    def __init__(self, reason: str, result: Any) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.result = result
+
+
 class ActionRegistry:
     def __init__(self) -> None:
         self._specs: dict[str, ActionSpec] = {}

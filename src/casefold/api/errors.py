@@ -17,6 +17,7 @@ from casefold.errors import (
     InvalidInputError,
     NotFoundError,
     PayloadTooLargeError,
+    UpstreamError,
 )
 from casefold.intake.body import InvalidJSONError
 
@@ -43,6 +44,8 @@ def error_status(exc: CasefoldError) -> tuple[int, dict[str, Any]]:
         return 404, error_body("not_found", str(exc))
     if isinstance(exc, ConflictError):
         return 409, error_body("conflict", str(exc))
+    if isinstance(exc, UpstreamError):
+        return 502, error_body("upstream_error", str(exc))
     if isinstance(exc, AuthError):
         if exc.forbidden:
             return 403, error_body("forbidden", str(exc))

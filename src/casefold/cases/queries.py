@@ -249,6 +249,9 @@ def get_case(conn: Connection, case_id: int) -> dict[str, Any]:
             "first_seen": utc(r.first_seen),
             "last_seen": utc(r.last_seen),
             "alert_count": r.alert_count,
+            "verdict": r.verdict,
+            "verdicts": r.verdicts,
+            "enriched_at": utc(r.enriched_at) if r.enriched_at else None,
         }
         for r in conn.execute(
             select(case_observables)

@@ -72,9 +72,12 @@ def finding(ip: str, answer: dict[str, Any]) -> Finding:
     if data.get("confidence"):
         parts[0] += f" ({data['confidence']} confidence)"
     if false_positive:
-        parts.append("false positive: " + ", ".join(
-            str(c.get("label") or c.get("name")) for c in classifications["false_positives"]
-        ))
+        parts.append(
+            "false positive: "
+            + ", ".join(
+                str(c.get("label") or c.get("name")) for c in classifications["false_positives"]
+            )
+        )
     if behaviors:
         parts.append(", ".join(str(b) for b in behaviors[:5]))
     if data.get("as_name"):

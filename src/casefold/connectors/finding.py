@@ -51,4 +51,3 @@ class Provider(Protocol):
 def worst(verdicts: list[str]) -> str:
     known = [v for v in verdicts if v in VERDICT_RANK]
     return min(known, key=VERDICT_RANK.__getitem__) if known else "unknown"
-

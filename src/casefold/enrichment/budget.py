@@ -138,7 +138,9 @@ class Budgets:
         with self._lock:
             for limit in self.limits.get(provider, ()):
                 win = self._windows.get((provider, limit.per))
-                used = win.used if win is not None and win.start == window_start(limit.per, now) else 0
+                used = (
+                    win.used if win is not None and win.start == window_start(limit.per, now) else 0
+                )
                 out[limit.per] = {"limit": limit.calls, "used": used}
             closed = self._closed_until.get(provider)
             if closed is not None and closed > now:
@@ -146,9 +148,7 @@ class Budgets:
         return out
 
     @staticmethod
-    def _store(
-        conn: Connection, provider: str, snapshot: list[tuple[str, datetime, int]]
-    ) -> None:
+    def _store(conn: Connection, provider: str, snapshot: list[tuple[str, datetime, int]]) -> None:
         for period, start, used in snapshot:
             stmt = dialect_insert(conn, provider_budgets).values(
                 provider=provider, period=period, window_start=start, used=used

@@ -99,6 +99,21 @@ def normalize(kind: str, value: Any) -> tuple[str | None, str | None]:
     return url, None
 
 
+def detect_kind(value: str) -> str:
+    """ip, hash, url or domain, from the value's form."""
+    text = value.strip()
+    try:
+        ipaddress.ip_address(text.strip("[]"))
+        return "ip"
+    except ValueError:
+        pass
+    if hash_kind(text.lower()) is not None:
+        return "hash"
+    if text.lower().startswith(("http://", "https://")):
+        return "url"
+    return "domain"
+
+
 class Enricher:
     def __init__(
         self,
@@ -107,8 +122,10 @@ class Enricher:
         budgets: Budgets,
         ttls: Mapping[str, tuple[float, float]] | None = None,
         uncached: frozenset[str] = frozenset({"local"}),
+        missing: Mapping[str, str] | None = None,
     ) -> None:
         self.providers = dict(providers)
+        self.missing = dict(missing or {})  # provider → why it is not configured
         self.cache = cache
         self.budgets = budgets
         self.ttls = dict(ttls or {})
@@ -129,7 +146,8 @@ class Enricher:
         ProviderError when the provider cannot answer."""
         source = self.providers.get(provider)
         if source is None:
-            raise InvalidInputError(f"provider {provider!r} is not configured", field="provider")
+            why = self.missing.get(provider, "no such provider")
+            raise InvalidInputError(f"{provider} is not configured: {why}", field="provider")
         if kind not in source.kinds:
             raise InvalidInputError(
                 f"{provider} does not look up {kind} values (it does: "
@@ -141,7 +159,11 @@ class Enricher:
             return Outcome(provider, kind, str(value).strip(), skipped=why_not)
         if provider in self.uncached:
             return Outcome(
-                provider, kind, normalized, source.lookup(kind, normalized), None,
+                provider,
+                kind,
+                normalized,
+                source.lookup(kind, normalized),
+                None,
                 {"provider": provider, "from_cache": False},
             )
         key = f"{kind}:{normalized}"
@@ -181,7 +203,11 @@ class Enricher:
         if answer is None or not isinstance(answer.value, dict):
             return None
         return Outcome(
-            provider, kind, value, Finding.from_dict(answer.value), None,
+            provider,
+            kind,
+            value,
+            Finding.from_dict(answer.value),
+            None,
             answer.provenance(provider),
         )
 

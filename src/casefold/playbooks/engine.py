@@ -29,11 +29,14 @@ from sqlalchemy.engine import Connection
 
 from casefold import __version__
 from casefold.actions.context import ActionContext
+from casefold.actions.wazuh import WazuhSender, build_wazuh_sender
 from casefold.cases import timeline
 from casefold.cases.bulk import apply_ops
 from casefold.cases.model import case_ref
+from casefold.config import Settings
 from casefold.connectors.netguard import URLGuard
-from casefold.enrichment.cache import EnrichmentCache
+from casefold.enrichment.providers import build_enricher
+from casefold.enrichment.service import Enricher
 from casefold.errors import NotFoundError
 from casefold.expressions import ExpressionError
 from casefold.folding.apply import FoldedAlert
@@ -100,7 +103,8 @@ class PlaybookEngine:
         batch: int = 200,
         runner: Runner | None = None,
         http_client: httpx.Client | None = None,
-        cache: EnrichmentCache | None = None,
+        enricher: Enricher | None = None,
+        wazuh: WazuhSender | None = None,
     ) -> None:
         self.engine = engine
         self.writer = writer
@@ -113,7 +117,9 @@ class PlaybookEngine:
         self.workers = workers
         self.batch = batch
         self.http = http_client or httpx.Client(timeout=30.0)
-        self.cache = cache or EnrichmentCache(engine, writer)
+        conf = settings if isinstance(settings, Settings) else Settings()
+        self.enricher = enricher or build_enricher(conf, self.secrets, self.http, engine, writer)
+        self.wazuh = wazuh or build_wazuh_sender(conf, self.secrets, self.http)
         self._secret_values = [v for kv in self.secrets.values() for v in kv.values() if v]
         # The documents of alerts just folded, so that their runs need not read and decode them
         # again (a fresh process, or an evicted alert, reads them from the store).
@@ -374,6 +380,7 @@ class PlaybookEngine:
         if pb is None:
             return run, None, f"playbook {run.playbook!r} is no longer loaded", None
         actx = self.action_context(pb, run.run_id, run.alert_id, row.case_id, run.opened)
+        actx.alert = row.normalized
         ctx = self.context_for(row.raw, row.normalized, row.case_id, run.opened)
         order = [step.ref for step in pb.steps]
 
@@ -425,7 +432,8 @@ class PlaybookEngine:
             dry_run=dry_run,
             live=live,
             settings=self.settings,
-            cache=self.cache,
+            enricher=self.enricher,
+            wazuh=self.wazuh,
         )
 
     def _flush(

@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from casefold.actions.context import ActionContext
-from casefold.actions.registry import REGISTRY, ActionRegistry
+from casefold.actions.registry import REGISTRY, ActionRegistry, StepSkipped
 from casefold.expressions import Budget, ExpressionError
 from casefold.playbooks.model import ActionStep, Playbook
 
@@ -119,6 +119,11 @@ def _redact(value: Any, secrets: list[str]) -> Any:
     return value
 
 
+def _soft_skip(rec: StepRecord) -> bool:
+    """A step the action itself skipped (budget spent): it has a result and the run goes on."""
+    return rec.status == SKIPPED and rec.result is not None
+
+
 def _error_text(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return text if len(text) < 2000 else text[:2000] + "…"
@@ -151,7 +156,7 @@ class Runner:
         changed: list[str] = []
         actions_ctx: dict[str, dict[str, Any]] = {}
         for ref, rec in records.items():
-            if rec.status == SUCCEEDED:
+            if rec.status == SUCCEEDED or _soft_skip(rec):
                 actions_ctx[ref] = {"result": rec.result, "error": None}
             elif rec.status == FAILED:
                 actions_ctx[ref] = {"result": None, "error": rec.error}
@@ -203,7 +208,7 @@ class Runner:
             rec = self._run_step(step, context, actx, prev, secrets)
             records[step.ref] = rec
             changed.append(step.ref)
-            if rec.status == SUCCEEDED:
+            if rec.status == SUCCEEDED or _soft_skip(rec):
                 actions_ctx[step.ref] = {"result": rec.result, "error": None}
             elif rec.status == FAILED:
                 actions_ctx[step.ref] = {"result": None, "error": rec.error}
@@ -242,7 +247,7 @@ class Runner:
             dep = records.get(edge.ref)
             if dep is None or dep.status == WAITING:
                 return "wait"
-            if dep.status == SUCCEEDED and not edge.on_error:
+            if (dep.status == SUCCEEDED or _soft_skip(dep)) and not edge.on_error:
                 satisfied += 1
             elif dep.status == FAILED and edge.on_error:
                 satisfied += 1
@@ -290,6 +295,18 @@ class Runner:
             else:
                 rendered = step.args.render(context, budget=self.budget)
                 result = spec.handler(dict(rendered), actx)
+        except StepSkipped as skip:
+            return StepRecord(
+                step.ref,
+                step.action,
+                SKIPPED,
+                attempts=attempt,
+                started_at=started,
+                duration_ms=int((time.perf_counter() - t0) * 1000),
+                input=redact(rendered, secrets),
+                result=redact(skip.result, secrets),
+                reason=f"skipped: {skip.reason}",
+            )
         except Exception as exc:  # any failure of the action becomes the step's error
             record = StepRecord(
                 step.ref,

@@ -28,9 +28,12 @@ import orjson
 import casefold.actions.cases  # noqa: F401 - registers the cases.* actions
 import casefold.actions.core  # noqa: F401 - registers the core.* actions
 import casefold.actions.cti  # noqa: F401 - registers the cti.* actions
+import casefold.actions.wazuh  # noqa: F401 - registers the wazuh.* actions
 from casefold.actions.context import ActionContext
 from casefold.cases.model import case_ref, higher_severity, severity_for_level
 from casefold.connectors.netguard import URLGuard
+from casefold.enrichment.providers import build_enricher
+from casefold.enrichment.service import Enricher
 from casefold.errors import CasefoldError
 from casefold.expressions import ExpressionError
 from casefold.folding.apply import render_summary
@@ -181,6 +184,9 @@ class _Setup:
     secret_list: list[str] = field(default_factory=list)
     variables: dict[str, Any] = field(default_factory=dict)
     guard: Callable[[str], None] | None = None
+    # Offline trials share one enricher (cache in memory, local lists loaded once); live
+    # trials get their own, wired to the trial's logging HTTP client.
+    enricher: Enricher | None = None
 
     @classmethod
     def of(cls, settings: Any, live: bool) -> _Setup:
@@ -195,6 +201,7 @@ class _Setup:
             ),
             variables=dict(settings.vars),
             guard=URLGuard(settings.http_allow_networks).check,
+            enricher=None if live else build_enricher(settings, secrets, httpx.Client()),
         )
 
     def mask(self, value: Any) -> Any:
@@ -389,6 +396,11 @@ def _execute(
         dry_run=True,
         live=setup.live,
         settings=setup.settings,
+        enricher=setup.enricher
+        if client is None
+        else build_enricher(setup.settings, setup.secrets, client),
+        alert=normalized,
+        wazuh=None,  # a trial never sends events into Wazuh, even with --live
     )
     clock = _Clock()
     runner = Runner(clock=clock)
