@@ -3,50 +3,15 @@ against CrowdSec alerts forwarded by Wazuh and a fake CrowdSec CTI on 127.0.0.1.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fakes.crowdsec import CrowdSecFake
-from support.alerts import BASE_TIME, sample, wazuh_time
+from support.alerts import crowdsec_alert, sample
 
 URL = "/api/v1/alerts/wazuh"
 KEY = "test-cti-key"
-
-# events[].meta as CrowdSec's notification plugins write it (external-apis.md §2.3); Wazuh's JSON
-# decoder turns every scalar into a string.
-META = [
-    {"key": "ASNNumber", "value": "15169"},
-    {"key": "ASNOrg", "value": "Google LLC"},
-    {"key": "IsInEU", "value": "false"},
-    {"key": "IsoCode", "value": "US"},
-    {"key": "service", "value": "ssh"},
-    {"key": "target_user", "value": "pascal"},
-]
-
-
-def crowdsec_alert(
-    n: int,
-    ip: str,
-    level: int,
-    *,
-    scenario: str = "crowdsecurity/ssh-bf",
-    agent: str = "web-frontend-01",
-) -> dict[str, Any]:
-    alert = copy.deepcopy(sample("crowdsec_json_decoded_100003_indexer_doc.json"))
-    for key in ("@timestamp", "_id", "input"):
-        alert.pop(key)  # as integratord hands it over, not as the indexer stores it
-    alert["id"] = f"1718788096.{9000 + n}"
-    alert["timestamp"] = wazuh_time(BASE_TIME)
-    alert["agent"] = {"id": "001", "name": agent, "ip": "192.0.2.10"}
-    alert["rule"]["level"] = level
-    cs = alert["data"]["crowdsec"]["alert"]
-    cs["source"] = {"ip": ip, "scope": "Ip", "value": ip, "as_name": "Google LLC"}
-    cs["scenario"] = scenario
-    cs["message"] = f"Ip {ip} performed '{scenario}' (6 events over 2s)"
-    cs["events"] = [{"meta": copy.deepcopy(META), "timestamp": "2022-02-12T14:10:23Z"}]
-    return alert
 
 
 @pytest.fixture

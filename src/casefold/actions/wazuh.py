@@ -60,7 +60,9 @@ def build_wazuh_sender(
         return WazuhSender(None, _MissingAPI())  # type: ignore[arg-type]
     if not conf.api_verify_tls:
         client = httpx.Client(verify=False, timeout=conf.api_timeout)
-    http = ProviderHTTP("wazuh", client, RetryPolicy(timeout=conf.api_timeout))
+    # One attempt: a POST /events that timed out may have been accepted; sending it again
+    # would raise the alert twice. The playbook step's own retry policy decides.
+    http = ProviderHTTP("wazuh", client, RetryPolicy(attempts=1, timeout=conf.api_timeout))
     return WazuhSender(None, WazuhAPI(http, conf.api_url, user, password))
 
 

@@ -89,9 +89,7 @@ def _detail(response: httpx.Response) -> str:
     except ValueError:
         return short_body(response)
     errors = body.get("errors") if isinstance(body, dict) else None
-    details = [
-        str(e["detail"]) for e in errors or [] if isinstance(e, dict) and e.get("detail")
-    ]
+    details = [str(e["detail"]) for e in errors or [] if isinstance(e, dict) and e.get("detail")]
     return "; ".join(details) if details else short_body(response)
 
 
@@ -124,7 +122,7 @@ def finding(ip: str, data: dict[str, Any], max_age_days: int = 90) -> Finding:
 
 
 def _context(data: dict[str, Any]) -> str:
-    """", CN, Tencent Cloud …, Data Center/Web Hosting/Transit, Tor exit": what the IP is."""
+    """What the IP is, as ", CN, Tencent Cloud …, Data Center/Web Hosting/Transit"."""
     parts = [
         str(data[k]) for k in ("countryCode", "isp", "usageType") if data.get(k) not in (None, "")
     ]

@@ -13,6 +13,7 @@ little; a missing or wrong token is such a 200 with `AUTH_REQUIRED`.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -259,6 +260,11 @@ class OpenCTI:
         """`{"obs", "ind"}` filter groups for values of one kind."""
         by_key: dict[str, list[str]] = {}
         for value in values:
+            # OpenCTI matches exactly: send the stored form (lower-case hash, IPv4 not mapped).
+            if kind == "hash":
+                value = normalize_hash(value) or value
+            elif kind == "ip":
+                value = getattr(classify_ip(value), "value", value)
             by_key.setdefault(self.query_key(kind, value), []).append(value)
         patterns = [p for value in values for p in indicator_patterns(kind, value)]
         return {
@@ -365,16 +371,14 @@ def _nodes(connection: Any) -> list[dict[str, Any]]:
 
 
 def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
+    """A finite number from an int, float or numeric string; None otherwise (bools included)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
         return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None  # why: NaN would scramble the ranking
 
 
 def _flag(value: Any) -> bool:
@@ -597,7 +601,12 @@ def finding(kind: str, value: str, data: Any, events: list[dict[str, Any]]) -> F
             target = rel.get("related")
             if isinstance(target, dict):
                 related += [(ind, rel, target) for ind in _nodes(target.get("indicators"))]
-    live_hits = ranked([i for i in direct + own if not _flag(i.get("revoked"))], now)
+    # The same indicator often comes both directly and as the observable's own: count it once.
+    unique: dict[Any, dict[str, Any]] = {}
+    for indicator in direct + own:  # direct first: its node has the creator, the short one not
+        unique.setdefault(indicator.get("id") or id(indicator), indicator)
+    hits = list(unique.values())
+    live_hits = ranked([i for i in hits if not _flag(i.get("revoked"))], now)
     live_related = [r for r in related if not _flag(r[0].get("revoked"))]
     live_related.sort(key=lambda r: rank_key(r[0], now))
     extra = {"events": events}
@@ -627,7 +636,7 @@ def finding(kind: str, value: str, data: Any, events: list[dict[str, Any]]) -> F
             return Finding(
                 NAME, kind, value, True, "suspicious", _score(worst_node), summary, data, extra
             )
-    revoked = ranked(direct + own, now)
+    revoked = ranked(hits, now)
     if revoked:
         summary = f"only revoked indicators: {_describe(revoked[0])}"
     elif observables:

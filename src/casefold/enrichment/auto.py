@@ -94,6 +94,7 @@ class AutoEnricher:
         self.poll_seconds = poll_seconds
         self.enriched = 0
         self._cursor = 0
+        self._pass = threading.Lock()  # one pass at a time (the thread, or drain())
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -136,8 +137,19 @@ class AutoEnricher:
                     self._wake.wait(self.poll_seconds)
                     self._wake.clear()
 
+    def drain(self) -> int:
+        """Enrich until nothing is pending (tests, and `casefold` commands); return how many."""
+        total = 0
+        while done := self.run_once():
+            total += done
+        return total
+
     def run_once(self, pool: ThreadPoolExecutor | None = None) -> int:
         """Enrich one batch of pending observables; return how many were recorded."""
+        with self._pass:
+            return self._pass_once(pool)
+
+    def _pass_once(self, pool: ThreadPoolExecutor | None) -> int:
         with self.engine.connect() as conn:
             rows = conn.execute(pending_query(self._cursor, self.batch)).all()
         if not rows:

@@ -64,8 +64,12 @@ class Outcome:
         }
 
 
-def normalize(kind: str, value: Any) -> tuple[str | None, str | None]:
-    """(normalised value, None) or (None, why it is not looked up). Bad input raises."""
+def normalize(
+    kind: str, value: Any, *, allow_private: bool = False
+) -> tuple[str | None, str | None]:
+    """(normalised value, None) or (None, why it is not looked up). Bad input raises.
+
+    Private addresses are never sent to outside providers; local lists may list them."""
     if kind not in KINDS:
         raise InvalidInputError(f"unknown observable kind {kind!r}", field="kind")
     if not isinstance(value, str) or not value.strip():
@@ -78,7 +82,7 @@ def normalize(kind: str, value: Any) -> tuple[str | None, str | None]:
             raise InvalidInputError(f"{value!r} is not an IP address", field="value") from None
         if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
             addr = addr.ipv4_mapped
-        if not addr.is_global:
+        if not addr.is_global and not allow_private:
             return None, "private address"
         return str(addr), None  # str() gives the compressed IPv6 form
     if kind == "hash":
@@ -154,7 +158,7 @@ class Enricher:
                 f"{', '.join(sorted(source.kinds))})",
                 field="kind",
             )
-        normalized, why_not = normalize(kind, value)
+        normalized, why_not = normalize(kind, value, allow_private=provider in self.uncached)
         if normalized is None:
             return Outcome(provider, kind, str(value).strip(), skipped=why_not)
         if provider in self.uncached:
