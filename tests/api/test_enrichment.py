@@ -105,7 +105,7 @@ def test_on_demand_lookup_and_its_errors(api_factory, cti):
     domain = api.post("/api/v1/enrichment/lookup", json={"provider": "crowdsec", "value": "a.io"})
     assert domain.status_code == 422 and "does not look up domain" in domain.json()["message"]
     missing = api.post("/api/v1/enrichment/lookup", json={"provider": "misp", "value": "1.2.3.4"})
-    assert missing.status_code == 422 and "MISP_API_KEY" in missing.json()["message"]
+    assert missing.status_code == 422 and "threat_intel.misp.url" in missing.json()["message"]
     extra = api.post(
         "/api/v1/enrichment/lookup", json={"provider": "crowdsec", "value": "x", "y": 1}
     )
