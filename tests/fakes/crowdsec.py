@@ -27,9 +27,6 @@ Use it as a real server on 127.0.0.1, or without a socket through ``transport()`
 from __future__ import annotations
 
 import ipaddress
-import socket
-import threading
-import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -39,7 +36,8 @@ from urllib.parse import parse_qs
 
 import httpx
 import orjson
-import uvicorn
+
+from fakes.base import FakeRequest, FakeServer, Reply
 
 DEFAULT_API_KEY = "cti-test-key"
 COMMUNITY_QUOTA = 50  # tokens per day for a community key
@@ -290,8 +288,13 @@ def _normal(ip: str) -> str:
     return str(ipaddress.ip_address(ip))
 
 
-class CrowdSecFake:
-    """The fake. `ips` maps IP → IPProfile, a reputation string, or IPProfile's fields as a dict."""
+class CrowdSecFake(FakeServer):
+    """The fake. `ips` maps IP → IPProfile, a reputation string, or IPProfile's fields as a dict.
+
+    `lookups` records every smoke request (IPs asked, key, status); `requests` (from FakeServer)
+    the raw HTTP requests served over the socket."""
+
+    name = "crowdsec-fake"
 
     def __init__(
         self,
@@ -300,17 +303,13 @@ class CrowdSecFake:
         api_keys: Iterable[str] = (DEFAULT_API_KEY,),
         quota: int = COMMUNITY_QUOTA,
     ) -> None:
+        super().__init__()
         self.api_keys = set(api_keys)
         self.api_key = next(iter(api_keys), DEFAULT_API_KEY)
         self.quota = quota
         self.profiles: dict[str, IPProfile] = {}
-        self.requests: list[Request] = []
+        self.lookups: list[Request] = []
         self.used: Counter[str] = Counter()  # tokens consumed today, per key
-        self._lock = threading.Lock()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
-        self.url = ""
         for ip, profile in (ips or {}).items():
             self.set_ip(ip, profile)
 
@@ -346,13 +345,13 @@ class CrowdSecFake:
     def reset_counters(self) -> None:
         """Forget the requests seen so far (the quota is kept; see reset_quota)."""
         with self._lock:
-            self.requests.clear()
+            self.lookups.clear()
 
     @property
     def total(self) -> int:
         """Every request answered, whatever its status."""
         with self._lock:
-            return len(self.requests)
+            return len(self.lookups)
 
     def calls_for(self, ip: str) -> int:
         """Requests that named `ip` (single or batch), whatever their status."""
@@ -361,25 +360,29 @@ class CrowdSecFake:
         except ValueError:
             wanted = ip
         with self._lock:
-            return sum(1 for r in self.requests if wanted in {_try_normal(i) for i in r.ips})
+            return sum(1 for r in self.lookups if wanted in {_try_normal(i) for i in r.ips})
 
     def calls_by_ip(self) -> Counter[str]:
         with self._lock:
-            return Counter(_try_normal(i) for r in self.requests for i in set(r.ips))
+            return Counter(_try_normal(i) for r in self.lookups for i in set(r.ips))
 
     def statuses(self) -> Counter[int]:
         with self._lock:
-            return Counter(r.status for r in self.requests)
+            return Counter(r.status for r in self.lookups)
 
     # --- the API ------------------------------------------------------------------------
 
-    def handle(
+    def handle(self, request: FakeRequest) -> Reply:
+        status, body = self.respond(request.method, request.path, request.query, request.headers)
+        return Reply(status, body)
+
+    def respond(
         self, method: str, path: str, query: str, headers: Mapping[str, str]
     ) -> tuple[int, Any]:
         """Answer one request: `(status, JSON body)`. Headers' names are lower case."""
         status, body, ips = self._answer(method, path, query, headers.get("x-api-key"))
         with self._lock:
-            self.requests.append(Request(method, path, ips, headers.get("x-api-key"), status))
+            self.lookups.append(Request(method, path, ips, headers.get("x-api-key"), status))
         return status, body
 
     def _answer(
@@ -422,32 +425,11 @@ class CrowdSecFake:
             return 404, NOT_FOUND, ips
         return 200, items[0], ips
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        """The ASGI app."""
-        if scope["type"] != "http":
-            return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        status, body = self.handle(
-            scope["method"], scope["path"], scope["query_string"].decode("latin-1"), headers
-        )
-        content = orjson.dumps(body)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(content)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": content})
-
     def transport(self) -> httpx.MockTransport:
         """An httpx transport answering in-process, for `httpx.Client(transport=…)`."""
 
-        def respond(request: httpx.Request) -> httpx.Response:
-            status, body = self.handle(
+        def answer(request: httpx.Request) -> httpx.Response:
+            status, body = self.respond(
                 request.method,
                 request.url.path,
                 request.url.query.decode("latin-1"),
@@ -457,61 +439,7 @@ class CrowdSecFake:
                 status, content=orjson.dumps(body), headers={"content-type": "application/json"}
             )
 
-        return httpx.MockTransport(respond)
-
-    # --- serving on 127.0.0.1 -----------------------------------------------------------
-
-    def start(self, timeout: float = 10.0) -> str:
-        """Serve on a free 127.0.0.1 port in a background thread; return the base URL."""
-        if self._server is not None:
-            return self.url
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self,
-            host="127.0.0.1",
-            port=port,
-            lifespan="off",
-            ws="none",
-            http="h11",
-            log_level="warning",
-            access_log=False,
-            server_header=False,
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="crowdsec-fake", daemon=True
-        )
-        thread.start()
-        deadline = time.monotonic() + timeout
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                server.should_exit = True
-                sock.close()
-                raise RuntimeError("the CrowdSec fake did not start")
-            time.sleep(0.01)
-        self._server, self._thread, self._socket = server, thread, sock
-        self.url = f"http://127.0.0.1:{port}"
-        return self.url
-
-    def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(10)
-        if self._socket is not None:
-            self._socket.close()
-        self._server = self._thread = self._socket = None
-
-    def __enter__(self) -> CrowdSecFake:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return httpx.MockTransport(answer)
 
 
 def _try_normal(ip: str) -> str:

@@ -152,7 +152,7 @@ def test_counters(cti: CrowdSecFake):
     assert cti.calls_for("9.9.9.9") == 0
     assert cti.calls_by_ip() == {"1.2.3.4": 3, "8.8.4.4": 1}
     assert cti.statuses() == {200: 2, 404: 1, 403: 1}
-    assert [r.api_key for r in cti.requests] == [KEY, KEY, KEY, None]
+    assert [r.api_key for r in cti.lookups] == [KEY, KEY, KEY, None]
     cti.reset_counters()
     assert cti.total == 0 and cti.remaining() == 3
 

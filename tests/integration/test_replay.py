@@ -98,7 +98,10 @@ def test_replay_runs_the_enabled_playbooks(tmp_path: Path, files: tuple[Path, Pa
     assert sum(runs.values()) == 1
     steps = report["steps"]["wazuh-crowdsec-ticketing"]
     assert sum(steps.values()) == 10
-    assert report["http"] == {"GET https://cti.api.crowdsec.net": 1}
+    # the sample's attacker is 10.10.10.10: a private address is never sent to CrowdSec; the
+    # lookup is skipped and the run goes on
+    assert report["http"] == {}
+    assert steps.get("skipped", 0) >= 1
     assert report["effects"]["update: priority, severity"] == 1
     assert KEY not in r.output
 

@@ -34,8 +34,15 @@ def _lookup(ctx: ActionContext, provider: str, kind: str, value: str) -> Outcome
         raise InvalidInputError("threat-intel lookups are not available here", field="provider")
     outcome = ctx.enricher.lookup(provider, kind, value, network=ctx.makes_requests)
     if outcome.skipped == "dry run":
+        source = ctx.enricher.providers[provider]
         ctx.http_trace.append(
-            {"provider": provider, "lookup": f"{kind} {outcome.value}", "sent": False}
+            {
+                "method": "POST" if provider in ("opencti", "misp") else "GET",
+                "url": str(getattr(source, "base_url", "")),
+                "provider": provider,
+                "lookup": f"{kind} {outcome.value}",
+                "sent": False,
+            }
         )
     elif outcome.skipped is None and not outcome.provenance.get("from_cache", True):
         ctx.called_out = True

@@ -21,7 +21,13 @@ from urllib.parse import urlencode
 import httpx
 
 from casefold.connectors.finding import Finding
-from casefold.connectors.http import ProviderError, ProviderHTTP, json_body, short_body
+from casefold.connectors.http import (
+    ProviderError,
+    ProviderHTTP,
+    json_object,
+    refused,
+    short_body,
+)
 
 DEFAULT_BASE_URL = "https://api.abuseipdb.com/api/v2"
 NAME = "abuseipdb"
@@ -55,13 +61,7 @@ class AbuseIPDB:
         )
         if response.status_code != 200:
             raise self._error(response)
-        body = json_body(NAME, response)
-        data = body.get("data") if isinstance(body, dict) else None
-        if not isinstance(data, dict):
-            raise ProviderError(
-                NAME, f"answered 200 without a data object: {short_body(response)}", status=200
-            )
-        return data
+        return json_object(NAME, response, "data")
 
     def lookup(self, kind: str, value: str) -> Finding:
         if kind not in self.kinds:
@@ -70,16 +70,8 @@ class AbuseIPDB:
 
     def _error(self, response: httpx.Response) -> ProviderError:
         status = response.status_code
-        detail = _detail(response)
-        if status in (401, 403):
-            message = f"answered {status}: {detail} (check the API key)"
-        elif status == 422:
-            message = f"refused the request (422): {detail}"
-        else:
-            message = f"answered {status}: {detail}"
-        if self.api_key:  # an error page echoing the key must not put it in logs or cases
-            message = message.replace(self.api_key, "***")
-        return ProviderError(NAME, message, status=status)
+        hint = "the request was refused" if status == 422 else ""
+        return refused(NAME, status, _detail(response), secret=self.api_key, hint=hint)
 
 
 def _detail(response: httpx.Response) -> str:

@@ -11,7 +11,7 @@ import ipaddress
 from typing import Any
 
 from casefold.connectors.finding import Finding
-from casefold.connectors.http import ProviderError, ProviderHTTP, json_body, short_body
+from casefold.connectors.http import ProviderHTTP, json_body, refused, short_body
 
 DEFAULT_BASE_URL = "https://cti.api.crowdsec.net"
 NAME = "crowdsec"
@@ -46,12 +46,7 @@ class CrowdSec:
         if response.status_code == 404:
             return {"status_code": 404, "data": {"ip": address, "reputation": "unknown"}}
         if response.status_code != 200:
-            raise ProviderError(
-                NAME,
-                f"answered {response.status_code}: {short_body(response)}"
-                + (" (check the API key)" if response.status_code in (401, 403) else ""),
-                status=response.status_code,
-            )
+            raise refused(NAME, response.status_code, short_body(response), secret=self.api_key)
         return {"status_code": 200, "data": json_body(NAME, response)}
 
     def lookup(self, kind: str, value: str) -> Finding:

@@ -98,6 +98,32 @@ def json_body(provider: str, response: httpx.Response) -> Any:
         ) from None
 
 
+def json_object(provider: str, response: httpx.Response, member: str) -> dict[str, Any]:
+    """The object under `member` of a JSON answer (e.g. `data`), or a ProviderError."""
+    body = json_body(provider, response)
+    value = body.get(member) if isinstance(body, dict) else None
+    if not isinstance(value, dict):
+        raise ProviderError(
+            provider,
+            f"answered {response.status_code} without a {member} object: {short_body(response)}",
+            status=response.status_code,
+        )
+    return value
+
+
+def refused(
+    provider: str, status: int, detail: str, *, secret: str | None = None, hint: str = ""
+) -> ProviderError:
+    """The error for an answer a connector cannot use. A credential the provider echoed back is
+    masked, so it never reaches logs, step traces or cases."""
+    if not hint and status in (401, 403):
+        hint = "check the API key"
+    message = f"answered {status}: {detail}" + (f" ({hint})" if hint else "")
+    if secret:
+        message = message.replace(secret, "***")
+    return ProviderError(provider, message, status=status)
+
+
 class ProviderHTTP:
     """Sends one provider's requests with its retry policy; thread-safe (httpx.Client is)."""
 

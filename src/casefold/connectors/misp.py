@@ -21,7 +21,13 @@ from typing import Any
 import httpx
 
 from casefold.connectors.finding import Finding
-from casefold.connectors.http import ProviderError, ProviderHTTP, json_body, short_body
+from casefold.connectors.http import (
+    ProviderError,
+    ProviderHTTP,
+    json_body,
+    refused,
+    short_body,
+)
 
 NAME = "misp"
 PAGE_SIZE = 50
@@ -98,19 +104,16 @@ class MISP:
 
     def _error(self, response: httpx.Response) -> ProviderError:
         status = response.status_code
-        detail = _detail(response)
         if 300 <= status < 400:
             where = response.headers.get("location", "elsewhere")
-            message = (
-                f"answered {status}, a redirect to {where}: check the base URL and the API key"
+            return refused(
+                NAME,
+                status,
+                f"a redirect to {where}",
+                secret=self.api_key,
+                hint="check the base URL and the API key",
             )
-        elif status in (401, 403):
-            message = f"answered {status}: {detail} (check the API key)"
-        else:
-            message = f"answered {status}: {detail}"
-        if self.api_key:  # never let an echoed key reach logs or cases
-            message = message.replace(self.api_key, "***")
-        return ProviderError(NAME, message, status=status)
+        return refused(NAME, status, _detail(response), secret=self.api_key)
 
 
 def _detail(response: httpx.Response) -> str:

@@ -38,7 +38,7 @@ EVENT_TYPES = (
 
 # The relationship parts are written out per observable type: GraphQL only lets the same field
 # (stixCoreRelationships) take different arguments when selected on distinct object types.
-QUERY = """\
+_QUERY_HEAD = """\
 query IoCs($obs: FilterGroup, $ind: FilterGroup) {
   indicators(filters: $ind, first: 10) {
     edges { node { ...IndLong } }
@@ -52,66 +52,39 @@ query IoCs($obs: FilterGroup, $ind: FilterGroup) {
         x_opencti_description
         x_opencti_score
         ...Indicators
-        ... on DomainName {
+"""
+
+
+def _relations(type_name: str, direction: str, types: str, fragments: str) -> str:
+    """The relationship selection of one observable type (to names and addresses, or from)."""
+    return f"""\
+        ... on {type_name} {{
           value
-          stixCoreRelationships(toTypes: ["IPv4-Addr", "IPv6-Addr", "Domain-Name", "Hostname"]) {
-            edges {
-              node {
-                type: toType
+          stixCoreRelationships({direction}Types: [{types}]) {{
+            edges {{
+              node {{
+                type: {direction}Type
                 relationship_type
-                related: to { ...AddrRelation ...NameRelation }
-              }
-            }
-          }
-        }
-        ... on Hostname {
-          value
-          stixCoreRelationships(toTypes: ["IPv4-Addr", "IPv6-Addr", "Domain-Name", "Hostname"]) {
-            edges {
-              node {
-                type: toType
-                relationship_type
-                related: to { ...AddrRelation ...NameRelation }
-              }
-            }
-          }
-        }
-        ... on Url {
-          value
-          stixCoreRelationships(toTypes: ["IPv4-Addr", "IPv6-Addr", "Domain-Name", "Hostname"]) {
-            edges {
-              node {
-                type: toType
-                relationship_type
-                related: to { ...AddrRelation ...NameRelation }
-              }
-            }
-          }
-        }
-        ... on IPv4Addr {
-          value
-          stixCoreRelationships(fromTypes: ["Domain-Name", "Hostname"]) {
-            edges {
-              node {
-                type: fromType
-                relationship_type
-                related: from { ...NameRelation }
-              }
-            }
-          }
-        }
-        ... on IPv6Addr {
-          value
-          stixCoreRelationships(fromTypes: ["Domain-Name", "Hostname"]) {
-            edges {
-              node {
-                type: fromType
-                relationship_type
-                related: from { ...NameRelation }
-              }
-            }
-          }
-        }
+                related: {direction} {{ {fragments} }}
+              }}
+            }}
+          }}
+        }}
+"""
+
+
+_TO_RELATED = '"IPv4-Addr", "IPv6-Addr", "Domain-Name", "Hostname"'
+_FROM_NAMES = '"Domain-Name", "Hostname"'
+QUERY = (
+    _QUERY_HEAD
+    + "".join(
+        _relations(t, "to", _TO_RELATED, "...AddrRelation ...NameRelation")
+        for t in ("DomainName", "Hostname", "Url")
+    )
+    + "".join(
+        _relations(t, "from", _FROM_NAMES, "...NameRelation") for t in ("IPv4Addr", "IPv6Addr")
+    )
+    + """\
         ... on StixFile {
           extensions
           size
@@ -185,6 +158,8 @@ fragment AddrRelation on StixCyberObservable {
   ... on IPv6Addr { id value ...Indicators }
 }
 """
+)
+
 
 # Hash length → (STIX pattern algorithm, OpenCTI filter attribute in the default key's style).
 _HASH_ALGORITHMS = {32: ("MD5", "MD5"), 40: ("SHA-1", "SHA-1"), 64: ("SHA-256", "SHA-256")}

@@ -28,7 +28,13 @@ from urllib.parse import quote
 import httpx
 
 from casefold.connectors.finding import Finding
-from casefold.connectors.http import ProviderError, ProviderHTTP, json_body, short_body
+from casefold.connectors.http import (
+    ProviderError,
+    ProviderHTTP,
+    json_object,
+    refused,
+    short_body,
+)
 
 DEFAULT_BASE_URL = "https://www.virustotal.com/api/v3"
 NAME = "virustotal"
@@ -74,13 +80,7 @@ class VirusTotal:
             return None
         if response.status_code != 200:
             raise self._error(response)
-        body = json_body(NAME, response)
-        data = body.get("data") if isinstance(body, dict) else None
-        if not isinstance(data, dict):
-            raise ProviderError(
-                NAME, f"answered 200 without a data object: {short_body(response)}", status=200
-            )
-        return data
+        return json_object(NAME, response, "data")
 
     def lookup(self, kind: str, value: str) -> Finding:
         return finding(kind, value, self.get(kind, value))
@@ -88,14 +88,13 @@ class VirusTotal:
     def _error(self, response: httpx.Response) -> ProviderError:
         status = response.status_code
         code, text = _envelope(response)
-        message = f"answered {status} {code}: {text}" if code else f"answered {status}: {text}"
+        hint = ""
         if status == 401 or code in _AUTH_CODES:
-            message += " (check the API key)"
+            hint = "check the API key"
         elif status == 403:
-            message += " (the API key lacks the privilege for this call)"
-        if self.api_key:  # never let an echoed key reach logs or cases
-            message = message.replace(self.api_key, "***")
-        return ProviderError(NAME, message, status=status)
+            hint = "the API key lacks the privilege for this call"
+        detail = f"{code}: {text}" if code else text
+        return refused(NAME, status, detail, secret=self.api_key, hint=hint)
 
 
 def _envelope(response: httpx.Response) -> tuple[str | None, str]:

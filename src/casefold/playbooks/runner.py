@@ -9,8 +9,8 @@ Scheduling follows Tracecat: a step runs when its dependencies allow it (`a` / `
 success, `a.error` needs a failure; `join_strategy: all` needs every edge, `any` one of them),
 otherwise it is skipped and the skip propagates; a falsy `run_if` skips it; skipped steps are
 absent from ACTIONS, except a step its action skipped itself (StepSkipped: a spent lookup budget),
-which keeps its result and lets its dependents run. A failure with no `.error` edge to handle it fails the run; independent
-branches still run so the trace shows everything that could be done.
+which keeps its result and lets its dependents run. A failure with no `.error` edge to handle it
+fails the run; independent branches still run so the trace shows everything that could be done.
 """
 
 from __future__ import annotations
