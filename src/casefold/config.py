@@ -33,6 +33,7 @@ class ProviderSettings(BaseModel):
     url: str = Field("", description="Base URL (empty: the provider is not configured).")
     timeout: float = Field(10.0, gt=0, le=300)
     attempts: int = Field(3, ge=1, le=10, description="Tries per lookup (5xx, timeouts, 429).")
+    backoff: float = Field(0.5, ge=0, le=60, description="Seconds before the 2nd try; doubles.")
     budget: list[BudgetLimit] = Field(default_factory=list)
     cache_ttl: float = Field(86_400.0, ge=0, description="Seconds a found answer is reused.")
     negative_ttl: float = Field(3_600.0, ge=0, description="Seconds a 'not found' is reused.")
@@ -160,7 +161,9 @@ class Settings(BaseModel):
         default_factory=ThreatIntelSettings,
         description="Threat-intel providers: URLs, timeouts, retries, budgets, cache times.",
     )
-    auto_enrich: list[str] = Field(
+    auto_enrich: list[
+        Literal["crowdsec", "opencti", "abuseipdb", "virustotal", "misp", "local"]
+    ] = Field(
         default_factory=list,
         description="Providers that enrich every case's public observables without a playbook.",
     )

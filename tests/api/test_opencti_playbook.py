@@ -374,7 +374,10 @@ def test_playbook_test_offline_shows_the_lookup_as_a_dry_run(tmp_path, opencti):
     [lookup] = steps["lookup"]["result"]["lookups"]
     assert lookup["value"] == C2_IP and lookup["skipped"] == "dry run"
     assert steps["send_hits"]["status"] == "skipped"  # nothing found offline, nothing sent
-    assert trace["http"] == [{"provider": "opencti", "lookup": f"ip {C2_IP}", "sent": False}]
+    [request] = trace["http"]  # shown, not sent
+    assert request["sent"] is False
+    assert (request["provider"], request["lookup"]) == ("opencti", f"ip {C2_IP}")
+    assert request["method"] == "POST" and request["url"].startswith(opencti.url)
     assert opencti.requests == []
     assert TOKEN not in result.stdout
     assert not (tmp_path / "data").exists()

@@ -77,7 +77,7 @@ def alert_file(tmp_path: Path) -> str:
 
 
 def live_env(crowdsec: CrowdSecFake) -> dict[str, str]:
-    return {"CASEFOLD_CROWDSEC_URL": crowdsec.url, SECRET_ENV: KEY}
+    return {"CASEFOLD_THREAT_INTEL__CROWDSEC__URL": crowdsec.url, SECRET_ENV: KEY}
 
 
 def without_durations(trace: dict[str, Any]) -> dict[str, Any]:

@@ -82,3 +82,29 @@ def test_list_settings_from_the_environment():
     )
     assert s.bundled_playbooks == ["a", "b"]
     assert s.http_allow_networks == ["127.0.0.0/8"]
+
+
+def test_threat_intel_settings_lay_over_the_defaults_and_come_from_the_environment():
+    s = load_settings(
+        environ={
+            "CASEFOLD_THREAT_INTEL__CROWDSEC__URL": "https://cti.example.net",
+            "CASEFOLD_THREAT_INTEL__VIRUSTOTAL__BUDGET": "[{calls: 1000, per: day}]",
+            "CASEFOLD_AUTO_ENRICH": "crowdsec,local",
+            "CASEFOLD_WAZUH__API_URL": "https://manager:55000",
+        }
+    )
+    assert s.threat_intel.crowdsec.url == "https://cti.example.net"
+    # only the URL was given: CrowdSec keeps its community-key budget
+    assert [(b.calls, b.per) for b in s.threat_intel.crowdsec.budget] == [(50, "day")]
+    assert [(b.calls, b.per) for b in s.threat_intel.virustotal.budget] == [(1000, "day")]
+    assert s.auto_enrich == ["crowdsec", "local"]
+    assert s.wazuh.api_url == "https://manager:55000"
+
+
+def test_a_misspelt_provider_stops_start_up_naming_it():
+    with pytest.raises(ConfigError) as err:
+        load_settings(environ={"CASEFOLD_AUTO_ENRICH": "crowdsek"})
+    assert "auto_enrich" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        load_settings(overrides={"threat_intel": {"crowdsec": {"budget": [{"calls": -1}]}}})
+    assert "threat_intel.crowdsec.budget" in str(err.value)

@@ -35,10 +35,11 @@ def _lookup(ctx: ActionContext, provider: str, kind: str, value: str) -> Outcome
     outcome = ctx.enricher.lookup(provider, kind, value, network=ctx.makes_requests)
     if outcome.skipped == "dry run":
         source = ctx.enricher.providers[provider]
+        method, url = source.describe(kind, outcome.value)
         ctx.http_trace.append(
             {
-                "method": "POST" if provider in ("opencti", "misp") else "GET",
-                "url": str(getattr(source, "base_url", "")),
+                "method": method,
+                "url": url,
                 "provider": provider,
                 "lookup": f"{kind} {outcome.value}",
                 "sent": False,

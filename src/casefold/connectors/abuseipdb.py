@@ -63,6 +63,10 @@ class AbuseIPDB:
             raise self._error(response)
         return json_object(NAME, response, "data")
 
+    def describe(self, kind: str, value: str) -> tuple[str, str]:
+        """The request a lookup would send (for dry runs)."""
+        return "GET", f"{self.base_url}/check?ipAddress={value}&maxAgeInDays={self.max_age_days}"
+
     def lookup(self, kind: str, value: str) -> Finding:
         if kind not in self.kinds:
             raise ValueError(f"{NAME} looks up IP addresses only, not {kind!r}")

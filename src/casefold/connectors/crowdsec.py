@@ -49,6 +49,10 @@ class CrowdSec:
             raise refused(NAME, response.status_code, short_body(response), secret=self.api_key)
         return {"status_code": 200, "data": json_body(NAME, response)}
 
+    def describe(self, kind: str, value: str) -> tuple[str, str]:
+        """The request a lookup would send (for dry runs)."""
+        return "GET", f"{self.base_url}/v2/smoke/{value}"
+
     def lookup(self, kind: str, value: str) -> Finding:
         return finding(value, self.smoke(value))
 

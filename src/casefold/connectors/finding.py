@@ -47,6 +47,10 @@ class Provider(Protocol):
         """Ask the provider. Raises ProviderError (or QuotaExceeded) when it cannot answer."""
         ...
 
+    def describe(self, kind: str, value: str) -> tuple[str, str]:
+        """(method, URL) of the request a lookup would send, for dry runs."""
+        ...
+
 
 def worst(verdicts: list[str]) -> str:
     known = [v for v in verdicts if v in VERDICT_RANK]

@@ -182,6 +182,10 @@ class LocalIoC:
             for state in self._files:
                 self._check(state)
 
+    def describe(self, kind: str, value: str) -> tuple[str, str]:
+        """Local lists are read, never asked over the network."""
+        return "READ", ", ".join(str(f.path) for f in self._files)
+
     def lookup(self, kind: str, value: str) -> Finding:
         if kind not in self.kinds:
             raise ValueError(f"the local IoC lists do not hold {kind!r} values")

@@ -99,6 +99,10 @@ class MISP:
             )
         return [a for a in attributes if isinstance(a, dict)]
 
+    def describe(self, kind: str, value: str) -> tuple[str, str]:
+        """The request a lookup would send (for dry runs)."""
+        return "POST", f"{self.base_url}/attributes/restSearch"
+
     def lookup(self, kind: str, value: str) -> Finding:
         return finding(kind, value, self.search(kind, value))
 

@@ -300,6 +300,10 @@ class OpenCTI:
         query_key = self.query_key(kind, values[0] if values else "")
         return build_events(data, patterns, values, query_key=query_key, base_url=self.base_url)
 
+    def describe(self, kind: str, value: str) -> tuple[str, str]:
+        """The request a lookup would send (for dry runs)."""
+        return "POST", self.endpoint
+
     def lookup(self, kind: str, value: str) -> Finding:
         patterns = indicator_patterns(kind, value)
         data = self.search(kind, [value])

@@ -82,6 +82,10 @@ class VirusTotal:
             raise self._error(response)
         return json_object(NAME, response, "data")
 
+    def describe(self, kind: str, value: str) -> tuple[str, str]:
+        """The request a lookup would send (for dry runs)."""
+        return "GET", self.base_url + self.path(kind, value)
+
     def lookup(self, kind: str, value: str) -> Finding:
         return finding(kind, value, self.get(kind, value))
 

@@ -75,7 +75,11 @@ def build_providers(
             secret, field = SECRETS[name]
             missing[name] = f"secret {secret}.{field} is not configured"
             continue
-        http = ProviderHTTP(name, client, RetryPolicy(attempts=conf.attempts, timeout=conf.timeout))
+        http = ProviderHTTP(
+            name,
+            client,
+            RetryPolicy(attempts=conf.attempts, backoff=conf.backoff, timeout=conf.timeout),
+        )
         providers[name] = _connector(name, http, conf, key)
         limits[name] = [Limit(b.calls, b.per) for b in conf.budget]
         ttls[name] = (conf.cache_ttl, conf.negative_ttl)
