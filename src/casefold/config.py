@@ -93,6 +93,62 @@ class WazuhSettings(BaseModel):
     api_timeout: float = Field(10.0, gt=0, le=300)
 
 
+class JiraSettings(BaseModel):
+    """Two-way sync of cases with Jira issues. Credentials: secret `jira` with EMAIL and
+    API_TOKEN (Cloud, Basic) or PAT (Server/Data Center, Bearer); WEBHOOK_SECRET for webhooks."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    url: str = Field("", description="https://acme.atlassian.net (empty: no Jira sync).")
+    api_version: Literal[2, 3] = Field(3, description="3: Cloud (ADF); 2: Server/Data Center.")
+    project: str = ""
+    issue_type: str = "Task"
+    min_severity: Literal["informational", "low", "medium", "high", "critical", "fatal"] = "high"
+    sources: list[str] = Field(default_factory=list, description="Only cases of these sources.")
+    labels: list[str] = Field(default_factory=lambda: ["casefold"])
+    priority_map: dict[str, str] = Field(
+        default_factory=lambda: {
+            "critical": "Highest",
+            "high": "High",
+            "medium": "Medium",
+            "low": "Low",
+            "informational": "Lowest",
+        },
+        description="Case priority (or, when unknown, severity) → Jira priority name.",
+    )
+    status_to_jira: dict[str, str] = Field(
+        default_factory=lambda: {
+            "new": "new",
+            "in_progress": "indeterminate",
+            "resolved": "done",
+            "closed": "done",
+        },
+        description="Case status → Jira status name or status category (new, indeterminate, done).",
+    )
+    status_from_jira: dict[str, str] = Field(
+        default_factory=lambda: {"new": "new", "indeterminate": "in_progress", "done": "resolved"},
+        description="Jira status name or category → case status.",
+    )
+    assignee_map: dict[str, str] = Field(
+        default_factory=dict, description="Casefold assignee → Jira accountId (v3) or name (v2)."
+    )
+    account_id: str = Field("", description="Casefold's own Jira account: its changes are ours.")
+    issue_url: str = Field("", description="Link template with $ticket_id (default: /browse/).")
+    timeout: float = Field(10.0, gt=0, le=300)
+    max_attempts: int = Field(8, ge=1, le=50)
+    reconcile_seconds: float = Field(300.0, ge=0, description="0: no periodic reconcile.")
+
+
+class ExtraHopSettings(BaseModel):
+    """ExtraHop Reveal(x) detection tracking. Credentials: secret `extrahop` with API_KEY
+    (appliance) or CLIENT_ID and CLIENT_SECRET (Reveal(x) 360)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    url: str = Field("", description="https://console.example.com (empty: detections untracked).")
+    update_detections: bool = True
+    timeout: float = Field(10.0, gt=0, le=300)
+    max_attempts: int = Field(8, ge=1, le=50)
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -166,6 +222,19 @@ class Settings(BaseModel):
     ] = Field(
         default_factory=list,
         description="Providers that enrich every case's public observables without a playbook.",
+    )
+    jira: JiraSettings = Field(
+        default_factory=JiraSettings, description="Jira issues kept in sync with cases."
+    )
+    extrahop: ExtraHopSettings = Field(
+        default_factory=ExtraHopSettings, description="ExtraHop detections tracked by cases."
+    )
+    webhook_sources: dict[str, str] = Field(
+        default_factory=dict,
+        description="Standard Webhooks sources: name → secret name holding its WEBHOOK_SECRET.",
+    )
+    webhook_events_file: Path | None = Field(
+        None, description="Also write accepted webhook events as JSON lines here (for Wazuh)."
     )
     wazuh: WazuhSettings = Field(
         default_factory=WazuhSettings,

@@ -29,6 +29,7 @@ from casefold.folding.apply import FoldedAlert, Folder
 from casefold.folding.rules import load_rules
 from casefold.folding.worker import FoldingWorker
 from casefold.intake.sink import AlertSink
+from casefold.outbox.sync import Sync
 from casefold.playbooks.engine import PlaybookEngine
 from casefold.playbooks.library import PlaybookLibrary
 from casefold.store.db import Checkpointer, make_engine, migrate
@@ -71,6 +72,8 @@ class Runtime:
         # One HTTP client (connection pools) for every connector and playbook request.
         self.http = httpx.Client(timeout=30.0)
         self.enricher = build_enricher(settings, secrets, self.http, self.engine, self.writer)
+        # Before the writer opens its connection: the outbox's planner rides on connections.
+        self.sync = Sync(settings, secrets, self.http, self.engine, self.writer)
         self.auto_enrich = AutoEnricher(
             self.engine, self.writer, self.enricher, settings.auto_enrich
         )
@@ -124,6 +127,7 @@ class Runtime:
             self.folding.start()
             self.playbooks.start()
             self.auto_enrich.start()
+            self.sync.start()
             self.library.start_watching()
         self._started = True
 
@@ -131,6 +135,7 @@ class Runtime:
         if self._started:
             self.library.stop()
             self.auto_enrich.stop()
+            self.sync.stop()
             self.folding.stop()
             self.playbooks.stop()
             self.writer.stop()

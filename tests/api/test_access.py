@@ -22,6 +22,9 @@ ROUTES = [
     ("GET", "/api/v1/enrichment"),
     ("POST", "/api/v1/enrichment/lookup"),
     ("POST", "/api/v1/cases/CASE-1/enrich"),
+    ("GET", "/api/v1/outbox"),
+    ("POST", "/api/v1/outbox/1/retry"),
+    ("POST", "/api/v1/webhooks/jira"),
 ]
 
 
@@ -41,7 +44,13 @@ def test_missing_or_wrong_token_is_401(api, method, path, auth):
 def test_every_api_route_is_in_the_auth_table(api):
     """A new route must be added to ROUTES, so the 401 test covers it."""
     paths = {
-        (m, r.path.replace("{ref}", "CASE-1").replace("{alert_id}", "1").replace("{run_id}", "1"))
+        (
+            m,
+            r.path.replace("{ref}", "CASE-1")
+            .replace("{alert_id}", "1")
+            .replace("{run_id}", "1")
+            .replace("{effect_id}", "1"),
+        )
         for r in api.client.app.routes
         if getattr(r, "path", "").startswith("/api/")
         for m in getattr(r, "methods", ())

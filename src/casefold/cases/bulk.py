@@ -72,6 +72,7 @@ def apply_ops(conn: Connection, ops: Iterable[CaseOp], now: datetime) -> None:
             tags[r.case_id].add(r.tag)
     events: list[dict[str, Any]] = []
     comments: list[dict[str, Any]] = []
+    comment_events: list[dict[str, Any]] = []  # get their comment's id once it is inserted
     new_tags: list[dict[str, Any]] = []
     removed_tags: list[tuple[int, str]] = []
     changed: set[int] = set()
@@ -81,7 +82,9 @@ def apply_ops(conn: Connection, ops: Iterable[CaseOp], now: datetime) -> None:
             comments.append(
                 {"case_id": op.case_id, "author": op.actor, "content": op.text, "created_at": now}
             )
-            events.append(timeline.event_row(op.case_id, "comment_created", actor=op.actor, at=now))
+            event = timeline.event_row(op.case_id, "comment_created", actor=op.actor, at=now)
+            comment_events.append(event)
+            events.append(event)
             case["updated_at"] = now
             changed.add(op.case_id)
             continue
@@ -178,7 +181,13 @@ def apply_ops(conn: Connection, ops: Iterable[CaseOp], now: datetime) -> None:
             ],
         )
     if comments:
-        conn.execute(insert(case_comments), comments)
+        # The timeline names each comment by id (the outbox mirrors comments by it).
+        inserted = conn.execute(
+            insert(case_comments).returning(case_comments.c.id, sort_by_parameter_order=True),
+            comments,
+        ).all()
+        for event, row in zip(comment_events, inserted, strict=True):
+            event["detail"] = {"comment_id": row.id}
     for case_id, tag in removed_tags:
         conn.execute(
             delete(case_tags).where(case_tags.c.case_id == case_id, case_tags.c.tag == tag)

@@ -58,9 +58,22 @@ def _sqlite_time(value: datetime) -> str:
     return value.isoformat(sep=" ", timespec="microseconds")
 
 
+# A connection may carry a callable under this key (set by the runtime on every connection of
+# its engine): it sees each batch of timeline rows inside the transaction that writes them, and
+# queues the outbox effects they cause in that same transaction.
+CHANGE_HOOK = "casefold.case_changes"
+
+
 def record(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
+    _write(conn, rows)
+    hook = conn.info.get(CHANGE_HOOK)
+    if hook is not None:
+        hook(conn, rows)
+
+
+def _write(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if conn.dialect.name == "sqlite":
         # The busiest insert of all (one event per folded alert and per case change): written
         # straight through the driver, skipping per-row parameter processing.

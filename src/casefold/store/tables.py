@@ -236,3 +236,61 @@ provider_budgets = Table(
     Column("window_start", DateTime(timezone=True), nullable=False),
     Column("used", Integer, nullable=False),
 )
+
+# Outbox states.
+OUTBOX_PENDING = "pending"  # waiting for its turn (next_attempt_at) or for its chain
+OUTBOX_DELIVERING = "delivering"  # claimed by a worker until lease_until
+OUTBOX_DONE = "done"
+OUTBOX_DEAD = "dead"  # gave up after max_attempts, or refused for good; retry by hand
+
+# Every effect on another system (open a ticket, comment, transition, PATCH a detection, post a
+# webhook), written in the same transaction as the change that causes it, delivered later.
+# Effects of one chain (one case on one target) are delivered in order.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("target", String(40), nullable=False),
+    Column("kind", String(60), nullable=False),
+    Column("chain", String(200), nullable=False),
+    Column("idempotency_key", String(200), nullable=False, unique=True),
+    Column("case_id", Id, ForeignKey("cases.id", ondelete="SET NULL")),
+    Column("payload", JSON, nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("max_attempts", Integer, nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("lease_until", DateTime(timezone=True)),
+    Column("last_error", Text),
+    Column("result", JSON),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_outbox_due", "state", "next_attempt_at"),
+    Index("ix_outbox_chain", "chain", "id"),
+    Index("ix_outbox_case", "case_id", "id"),
+)
+
+# A case's counterpart on another system: its Jira issue, its ExtraHop detection.
+case_links = Table(
+    "case_links",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("case_id", Id, ForeignKey("cases.id", ondelete="CASCADE"), nullable=False),
+    Column("target", String(40), nullable=False),
+    Column("remote_id", String(200), nullable=False),
+    Column("url", String(2048)),
+    Column("state", JSON),  # what we last saw of the remote side (status, assignee, …)
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("case_id", "target", "remote_id", name="uq_case_link"),
+    Index("ix_case_links_remote", "target", "remote_id"),
+)
+
+# Inbound deliveries already handled (Jira webhooks), so a redelivery changes nothing twice.
+inbound_deliveries = Table(
+    "inbound_deliveries",
+    metadata,
+    Column("source", String(40), primary_key=True),
+    Column("delivery_id", String(200), primary_key=True),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+)

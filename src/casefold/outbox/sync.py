@@ -1,0 +1,124 @@
+"""Wiring the outbox for a process: which targets are configured, their planners (what a case
+change causes) and handlers (how an effect is delivered), the delivery worker and Jira's
+periodic reconcile."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from sqlalchemy import Engine, event
+from sqlalchemy.engine import Connection
+
+from casefold.cases.bulk import CaseOp, apply_ops
+from casefold.cases.timeline import CHANGE_HOOK
+from casefold.config import Settings
+from casefold.connectors.http import ProviderHTTP, RetryPolicy
+from casefold.connectors.jira import Jira, basic_auth, bearer_auth
+from casefold.outbox import store
+from casefold.outbox.jira_sync import JiraPlanner, JiraSync
+from casefold.outbox.worker import DeliveryWorker, Handler
+from casefold.store.writer import Writer
+
+log = logging.getLogger("casefold.outbox")
+
+JIRA_SECRET = "jira"
+
+
+def jira_auth(secrets: Mapping[str, Mapping[str, str]]) -> str | None:
+    creds = secrets.get(JIRA_SECRET, {})
+    if creds.get("PAT"):
+        return bearer_auth(creds["PAT"])
+    if creds.get("EMAIL") and creds.get("API_TOKEN"):
+        return basic_auth(creds["EMAIL"], creds["API_TOKEN"])
+    return None
+
+
+class Sync:
+    def __init__(
+        self,
+        settings: Settings,
+        secrets: Mapping[str, Mapping[str, str]],
+        client: httpx.Client,
+        engine: Engine,
+        writer: Writer,
+        *,
+        extra_handlers: Mapping[str, Handler] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.writer = writer
+        self.planners: list[Any] = []
+        handlers: dict[str, Handler] = dict(extra_handlers or {})
+        self.jira: JiraSync | None = None
+        self.missing: dict[str, str] = {}
+        conf = settings.jira
+        if conf.url:
+            auth = jira_auth(secrets)
+            if auth is None or not conf.project:
+                self.missing["jira"] = (
+                    "jira.project is not set"
+                    if auth
+                    else "secret jira.EMAIL + jira.API_TOKEN (or jira.PAT) is not configured"
+                )
+            else:
+                # One attempt per delivery: the outbox retries, with the idempotency checks
+                # that a blind HTTP retry of a POST would skip.
+                http = ProviderHTTP("jira", client, RetryPolicy(attempts=1, timeout=conf.timeout))
+                jira = Jira(http, conf.url, api_version=conf.api_version, auth=auth)
+                self.jira = JiraSync(conf, jira, engine)
+                self.planners.append(JiraPlanner(conf))
+                handlers.update(self.jira.handlers())
+        self.webhook_secret = secrets.get(JIRA_SECRET, {}).get("WEBHOOK_SECRET")
+        self.worker = DeliveryWorker(engine, writer, handlers)
+        self.reconcile_seconds = conf.reconcile_seconds
+        self._stop = threading.Event()
+        self._reconciler: threading.Thread | None = None
+        if self.planners:
+            event.listen(engine, "engine_connect", self._attach)
+
+    def _attach(self, conn: Connection) -> None:
+        conn.info[CHANGE_HOOK] = self.plan
+
+    def plan(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        effects = [e for planner in self.planners for e in planner.plan(conn, rows)]
+        if effects:
+            store.enqueue(conn, effects)
+            self.worker.wake()
+
+    def start(self) -> None:
+        self.worker.start()
+        if self.jira is not None and self.reconcile_seconds > 0:
+            self._stop.clear()
+            self._reconciler = threading.Thread(
+                target=self._reconcile_loop, name="casefold-jira-reconcile", daemon=True
+            )
+            self._reconciler.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._reconciler is not None:
+            self._reconciler.join(30)
+            self._reconciler = None
+        self.worker.stop()
+
+    def reconcile(self) -> int:
+        if self.jira is None:
+            return 0
+
+        def apply(ops: list[CaseOp]) -> None:
+            self.writer.run(lambda conn: apply_ops(conn, ops, datetime.now(UTC)), timeout=None)
+
+        return self.jira.reconcile(apply)
+
+    def _reconcile_loop(self) -> None:
+        while not self._stop.wait(self.reconcile_seconds):
+            try:
+                fixed = self.reconcile()
+                if fixed:
+                    log.info("jira reconcile: %d case(s) brought up to date", fixed)
+            except Exception as exc:  # Jira down: the next round tries again
+                log.warning("jira reconcile failed: %s", exc)

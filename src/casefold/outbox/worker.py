@@ -1,0 +1,172 @@
+"""Delivering outbox effects: claim, call the target, record the answer.
+
+A handler gets an effect's payload and returns `Delivered`: the result to keep and, optionally,
+a write to make in the same transaction that marks the effect done (link the case to the issue
+just created, queue the detection update that carries the ticket id). A handler that fails
+raises: a retryable ProviderError comes back after an exponential back-off with jitter (or the
+provider's Retry-After); a refusal (400, 401, 404 …) or a spent attempt budget makes the effect
+dead, with its reason, until someone retries it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.engine import Connection
+
+from casefold.connectors.http import ProviderError, QuotaExceeded
+from casefold.outbox import store
+from casefold.store.writer import Writer
+
+log = logging.getLogger("casefold.outbox")
+
+
+@dataclass
+class Delivered:
+    result: Any = None
+    record: Callable[[Connection], None] | None = None  # written with the "done" mark
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What a handler knows of the effect it delivers."""
+
+    id: int
+    kind: str
+    case_id: int | None
+    payload: dict[str, Any]
+    attempt: int  # 1 for the first; >1 means an earlier attempt may have reached the target
+
+
+Handler = Callable[[Attempt], Delivered]
+
+
+class RetryLater(Exception):
+    """A handler cannot deliver yet (e.g. the issue it comments on is not created)."""
+
+    def __init__(self, message: str, seconds: float = 30.0) -> None:
+        super().__init__(message)
+        self.seconds = seconds
+
+
+class DeliveryWorker:
+    def __init__(
+        self,
+        engine: Engine,
+        writer: Writer,
+        handlers: Mapping[str, Handler],
+        *,
+        batch: int = 20,
+        poll_seconds: float = 0.5,
+        lease: timedelta = timedelta(minutes=5),
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.writer = writer
+        self.handlers = dict(handlers)
+        self.batch = batch
+        self.poll_seconds = poll_seconds
+        self.lease = lease
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.delivered = 0
+        self._pass = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if not self.handlers or self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="casefold-outbox", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(30)
+            self._thread = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                done = self.run_once()
+            except Exception:  # keep delivering after a store hiccup; say what happened
+                log.exception("outbox delivery pass failed; trying again shortly")
+                done = 0
+            if not done:
+                self._wake.wait(self.poll_seconds)
+                self._wake.clear()
+
+    def drain(self, max_passes: int = 1000) -> int:
+        """Deliver everything due now (tests and commands); returns how many were attempted."""
+        total = 0
+        for _ in range(max_passes):
+            done = self.run_once()
+            if not done:
+                break
+            total += done
+        return total
+
+    def run_once(self) -> int:
+        with self._pass:
+            now = self.clock()
+            rows = self.writer.run(
+                lambda conn: store.claim(
+                    conn, now, limit=self.batch, lease=self.lease, kinds=self.handlers
+                ),
+                timeout=None,
+            )
+            for row in rows:
+                self._deliver(row)
+            return len(rows)
+
+    def _deliver(self, row: Any) -> None:
+        handler = self.handlers.get(row.kind)
+        attempt = Attempt(row.id, row.kind, row.case_id, dict(row.payload), row.attempts + 1)
+        try:
+            if handler is None:
+                raise ProviderError(row.target, f"no handler for {row.kind} in this process")
+            outcome = handler(attempt)
+        except QuotaExceeded as exc:
+            wait = exc.retry_after if exc.retry_after is not None else store.backoff(row.attempts)
+            self._failed(row, str(exc), max(wait, 1.0))
+            return
+        except RetryLater as exc:
+            self._failed(row, str(exc), exc.seconds)
+            return
+        except ProviderError as exc:
+            self._failed(row, str(exc), store.backoff(row.attempts + 1) if exc.retryable else None)
+            return
+        except Exception as exc:  # a bug or an unexpected answer: worth a later attempt
+            log.exception("outbox effect %s (%s) failed", row.id, row.kind)
+            self._failed(row, f"{type(exc).__name__}: {exc}", store.backoff(row.attempts + 1))
+            return
+        now = self.clock()
+
+        def job(conn: Connection) -> None:
+            if outcome.record is not None:
+                outcome.record(conn)
+            store.mark_done(conn, row.id, outcome.result, now)
+
+        self.writer.run(job, timeout=None)
+        self.delivered += 1
+
+    def _failed(self, row: Any, error: str, retry_in: float | None) -> None:
+        now = self.clock()
+        state = self.writer.run(
+            lambda conn: store.mark_failed(conn, row.id, error, now, retry_in=retry_in),
+            timeout=None,
+        )
+        level = logging.WARNING if state == "dead" else logging.INFO
+        log.log(level, "outbox effect %s (%s) %s: %s", row.id, row.kind, state, error)
