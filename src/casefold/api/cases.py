@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -15,6 +15,7 @@ from casefold.api.responses import json_response
 from casefold.cases import queries, service
 from casefold.cases.model import PRIORITIES, SEVERITIES, STATUSES
 from casefold.errors import InvalidInputError
+from casefold.outbox import store as outbox_store
 
 router = APIRouter(prefix="/api/v1")
 
@@ -94,6 +95,9 @@ def get_case(request: Request, ref: str) -> Response:
     case_id = case_id_from_ref(ref)
     with request.app.state.runtime.engine.connect() as conn:
         case = queries.get_case(conn, case_id)
+        # Its counterparts elsewhere (Jira issue, ExtraHop detections) and the effects on them.
+        case["links"] = outbox_store.links_for_case(conn, case_id)
+        case["effects"] = outbox_store.effects_for_case(conn, case_id, datetime.now(UTC))
     return json_response(case, headers={"ETag": f'"{case["version"]}"'})
 
 

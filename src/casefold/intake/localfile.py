@@ -18,7 +18,7 @@ Why a summary beside a trimmed payload rather than the payload as it came:
   one set of names (`casefold.*`) serves every event type.
 - Wazuh refuses big lines and many fields: logcollector and analysisd cut messages at 64 KiB
   (OS_MAXSTR), and the JSON decoder keeps at most 256 fields by default. A GitHub payload carries
-  a full repository object (about a hundred fields, mostly `*_url` API links) and advisory
+  a full repository object (about a hundred fields, mostly `url`/`*_url` API links) and advisory
   descriptions in markdown of any length. So API links are dropped, the repository, sender,
   organization objects keep their identity fields, strings and lists are clipped, and if the line
   still exceeds the limit the payload is left out (`casefold.truncated: true`). Casefold's own
@@ -292,7 +292,7 @@ def _trim(value: Any, max_str: int, max_list: int, api_links: bool, depth: int) 
             name = str(k)
             if name.lower() in SENSITIVE_KEYS:
                 continue
-            if api_links and name.endswith("_url") and name != "html_url":
+            if api_links and _is_api_link(name, v):
                 continue  # why: REST links and URI templates, dozens per object, no meaning
             out[name] = _trim(v, max_str, max_list, api_links, depth + 1)
         return out
@@ -303,6 +303,20 @@ def _trim(value: Any, max_str: int, max_list: int, api_links: bool, depth: int) 
     if isinstance(value, str) and len(value) > max_str:
         return value[: max_str - 1] + "…"
     return value
+
+
+def _is_api_link(name: str, value: Any) -> bool:
+    """GitHub's `*_url` fields (but `html_url`) and `url`s into its REST API."""
+    if name == "html_url":
+        return False
+    if name.endswith("_url"):
+        return True
+    # why: a plain "url" is the REST self-link on alerts but a real page in advisory references
+    return (
+        name == "url"
+        and isinstance(value, str)
+        and (value.startswith("https://api.github.com/") or "/api/v3/" in value)
+    )
 
 
 def _write_all(fd: int, data: bytes) -> None:

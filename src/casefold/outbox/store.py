@@ -26,6 +26,7 @@ from casefold.store.tables import (
     OUTBOX_DELIVERING,
     OUTBOX_DONE,
     OUTBOX_PENDING,
+    case_links,
     outbox,
 )
 
@@ -241,6 +242,15 @@ def effects_for_case(conn: Connection, case_id: int, now: datetime) -> list[dict
         select(outbox).where(outbox.c.case_id == case_id).order_by(outbox.c.id)
     ).all()
     return [effect_dict(r, now) for r in rows]
+
+
+def links_for_case(conn: Connection, case_id: int) -> list[dict[str, Any]]:
+    return [
+        {"target": r.target, "id": r.remote_id, "url": r.url}
+        for r in conn.execute(
+            select(case_links).where(case_links.c.case_id == case_id).order_by(case_links.c.id)
+        )
+    ]
 
 
 def counts(conn: Connection) -> dict[str, int]:
