@@ -15,6 +15,7 @@ from casefold.api import enrichment as enrichment_api
 from casefold.api import errors
 from casefold.api import outbox as outbox_api
 from casefold.api import runs as runs_api
+from casefold.api import webhooks as webhooks_api
 from casefold.api.auth import require
 from casefold.api.fastpath import IntakeFastPath
 from casefold.api.responses import json_response
@@ -52,6 +53,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = False) -> FastAPI:
     app.include_router(runs_api.router)
     app.include_router(enrichment_api.router)
     app.include_router(outbox_api.router)
+    app.include_router(webhooks_api.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> Response:

@@ -20,6 +20,7 @@ from casefold.access import Role, TokenVerifier, create_token, has_any_token
 from casefold.actions import cases as actions_cases
 from casefold.actions import core as actions_core
 from casefold.actions import cti as actions_cti
+from casefold.actions import outbound as actions_outbound
 from casefold.actions import wazuh as actions_wazuh
 from casefold.config import Settings
 from casefold.enrichment.auto import AutoEnricher
@@ -28,6 +29,7 @@ from casefold.errors import ConfigError
 from casefold.folding.apply import FoldedAlert, Folder
 from casefold.folding.rules import load_rules
 from casefold.folding.worker import FoldingWorker
+from casefold.intake.localfile import JsonLinesWriter
 from casefold.intake.sink import AlertSink
 from casefold.outbox.sync import Sync
 from casefold.playbooks.engine import PlaybookEngine
@@ -54,7 +56,7 @@ def tune_gc() -> None:
 
 
 # The built-in actions register themselves on import.
-_ACTIONS = (actions_core, actions_cases, actions_cti, actions_wazuh)
+_ACTIONS = (actions_core, actions_cases, actions_cti, actions_wazuh, actions_outbound)
 
 
 class Runtime:
@@ -74,6 +76,10 @@ class Runtime:
         self.enricher = build_enricher(settings, secrets, self.http, self.engine, self.writer)
         # Before the writer opens its connection: the outbox's planner rides on connections.
         self.sync = Sync(settings, secrets, self.http, self.engine, self.writer)
+        # Accepted webhook events, also as JSON lines for a Wazuh agent's <localfile>.
+        self.events_file = (
+            JsonLinesWriter(settings.webhook_events_file) if settings.webhook_events_file else None
+        )
         self.auto_enrich = AutoEnricher(
             self.engine, self.writer, self.enricher, settings.auto_enrich
         )
@@ -142,6 +148,8 @@ class Runtime:
             if self.checkpointer is not None:
                 self.checkpointer.stop()
             self._started = False
+        if self.events_file is not None:
+            self.events_file.close()
         self.http.close()
         self.engine.dispose()
 

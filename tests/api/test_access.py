@@ -25,6 +25,9 @@ ROUTES = [
     ("GET", "/api/v1/outbox"),
     ("POST", "/api/v1/outbox/1/retry"),
     ("POST", "/api/v1/webhooks/jira"),
+    ("POST", "/api/v1/alerts/github"),
+    ("POST", "/api/v1/alerts/webhook/siem"),
+    ("POST", "/api/v1/alerts/extrahop"),
 ]
 
 

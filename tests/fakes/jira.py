@@ -414,20 +414,23 @@ class JiraFake(FakeServer):
         """Jira's retry of a delivery: the same body, signature and identifier, the retry
         count one higher (or `retry`)."""
         sent = response.request
-        headers = {k: v for k, v in sent.headers.items() if k.lower() not in _HOP_HEADERS}
-        count = int(sent.headers.get("x-atlassian-webhook-retry", "0"))
+        headers = httpx.Headers(
+            {k: v for k, v in sent.headers.items() if k.lower() not in _HOP_HEADERS}
+        )
+        count = int(headers.get("x-atlassian-webhook-retry", "0"))
         headers["X-Atlassian-Webhook-Retry"] = str(count + 1 if retry is None else retry)
         return self._deliver(str(sent.url), sent.content, headers, timeout)
 
     def _deliver(
-        self, url: str, body: bytes, headers: dict[str, str], timeout: float
+        self, url: str, body: bytes, headers: Mapping[str, str], timeout: float
     ) -> httpx.Response:
-        response = httpx.post(url, content=body, headers=headers, timeout=timeout)
+        sent = httpx.Headers(headers)
+        response = httpx.post(url, content=body, headers=sent, timeout=timeout)
         with self._lock:
             self.webhooks_sent.append(
                 {
-                    "identifier": headers["X-Atlassian-Webhook-Identifier"],
-                    "retry": int(headers["X-Atlassian-Webhook-Retry"]),
+                    "identifier": sent["x-atlassian-webhook-identifier"],
+                    "retry": int(sent["x-atlassian-webhook-retry"]),
                     "payload": orjson.loads(body),
                     "status": response.status_code,
                 }
@@ -1207,7 +1210,7 @@ class JiraFake(FakeServer):
         return None
 
 
-_HOP_HEADERS = {"host", "content-length", "connection", "accept-encoding", "user-agent"}
+_HOP_HEADERS = {"host", "content-length", "connection", "accept-encoding"}
 
 
 def _sign(secret: str, body: bytes) -> str:

@@ -9,7 +9,7 @@ import hmac
 import pytest
 
 from casefold.errors import AuthError
-from casefold.intake.signatures import (
+from casefold.signing import (
     SignatureError,
     sign_github,
     sign_standard,

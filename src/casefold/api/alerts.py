@@ -17,6 +17,7 @@ from casefold.cases import queries
 from casefold.errors import PayloadTooLargeError
 from casefold.intake.body import parse_body
 from casefold.intake.receiver import SourceParser, prepare
+from casefold.sources.extrahop import parse_extrahop_detection
 from casefold.sources.wazuh import parse_wazuh_alert
 
 router = APIRouter(prefix="/api/v1")
@@ -88,6 +89,16 @@ async def ingest(request: Request, parse: SourceParser) -> Response:
 )
 async def post_wazuh_alerts(request: Request) -> Response:
     return await ingest(request, parse_wazuh_alert)
+
+
+@router.post(
+    "/alerts/extrahop",
+    dependencies=[Depends(require(Permission.INGEST))],
+    status_code=202,
+    summary="Ingest ExtraHop detections as the Casefold trigger pushes them",
+)
+async def post_extrahop_detections(request: Request) -> Response:
+    return await ingest(request, parse_extrahop_detection)
 
 
 @router.get("/alerts", dependencies=[Depends(require(Permission.READ))])

@@ -199,7 +199,9 @@ class Jira:
                 # A Cloud site reached through v2: the old search was removed there.
                 self.cloud = True
                 issues = self._search_jql(jql, wanted)
-        return [i for i in issues if _has_label(i, label)]
+        # Pages of an eventually consistent index can repeat an issue; keep each once.
+        unique = {str(i.get("id") or i.get("key")): i for i in reversed(issues)}
+        return [i for i in reversed(unique.values()) if _has_label(i, label)]
 
     def _search_jql(self, jql: str, fields: list[str]) -> list[dict[str, Any]]:
         issues: list[dict[str, Any]] = []

@@ -19,8 +19,10 @@ from casefold.cases.timeline import CHANGE_HOOK
 from casefold.config import Settings
 from casefold.connectors.http import ProviderHTTP, RetryPolicy
 from casefold.connectors.jira import Jira, basic_auth, bearer_auth
+from casefold.connectors.netguard import URLGuard
 from casefold.outbox import store
 from casefold.outbox.jira_sync import JiraPlanner, JiraSync
+from casefold.outbox.webhooks import WebhookDelivery
 from casefold.outbox.worker import DeliveryWorker, Handler
 from casefold.store.writer import Writer
 
@@ -53,6 +55,12 @@ class Sync:
         self.writer = writer
         self.planners: list[Any] = []
         handlers: dict[str, Handler] = dict(extra_handlers or {})
+        guard = URLGuard(settings.http_allow_networks)
+        handlers["webhook.post"] = WebhookDelivery(
+            ProviderHTTP("webhook", client, RetryPolicy(attempts=1, timeout=15.0)),
+            guard.check,
+            secrets,
+        )
         self.jira: JiraSync | None = None
         self.missing: dict[str, str] = {}
         conf = settings.jira

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import copy
+import json
+import shutil
+import subprocess
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -475,3 +479,94 @@ def test_only_invalid_alert_error_escapes(doc: Any) -> None:
         return
     assert alert.source == "extrahop" and 0 <= alert.level <= 16
     alert.to_dict()
+
+
+# --- the trigger script's own output -------------------------------------------------------
+
+TRIGGER = Path(__file__).resolve().parents[3] / "src/casefold/extrahop_side/casefold-trigger.js"
+
+# A stand-in for the ExtraHop trigger runtime: the globals the script uses, and an ODS target
+# that records what it is asked to post.
+_HARNESS = r"""
+const fs = require("fs");
+const vm = require("vm");
+class IPAddress { constructor(a) { this.a = a; } toString() { return this.a; } }
+class Device { constructor(o) { Object.assign(this, o); } }
+const sent = [];
+const ctx = {
+  IPAddress, Device, JSON, Date, String,
+  event: process.argv[3],
+  debug: () => {},
+  Remote: {
+    HTTP: (name) => ({ post: (req) => { sent.push({ target: name, req }); return true; } }),
+  },
+  Detection: {
+    id: 997222, title: "Rare SSH Port", description: "d".repeat(9000), type: "rare_ssh_port",
+    riskScore: 60, categories: ["sec.command", "sec.attack"], status: "in_progress",
+    assignee: "admin", ticketId: "SEC-54799", resolution: null, startTime: 1673508360001,
+    endTime: 1673508450000, updateTime: 1673514000000, isCustom: false,
+    mitreCategories: [{ id: "TA0008", name: "Lateral Movement" },
+                      { id: "T1021", name: "Remote Services" }],
+    participants: [
+      { role: "victim", object: new Device({ id: 1904, discoverId: "0050569a", dnsNames: [],
+        dhcpName: "vm-a5f9b5", ipaddrs: [new IPAddress("10.1.2.3")] }) },
+      { role: "offender", object: new IPAddress("1.2.3.4") },
+    ],
+    properties: { ports: ["SSH:7234", "SSH:22"] },
+  },
+};
+vm.createContext(ctx);
+vm.runInContext(fs.readFileSync(process.argv[2], "utf8"), ctx);
+process.stdout.write(JSON.stringify(sent));
+"""
+
+
+def run_trigger(tmp_path: Path, event: str) -> list[dict[str, Any]]:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    harness = tmp_path / "harness.js"
+    harness.write_text(_HARNESS)
+    done = subprocess.run(
+        [node, str(harness), str(TRIGGER), event],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return json.loads(done.stdout)
+
+
+@pytest.mark.parametrize("event", ["DETECTION_CREATE", "DETECTION_UPDATE"])
+def test_trigger_script_output_parses(tmp_path: Path, event: str) -> None:
+    [sent] = run_trigger(tmp_path, event)
+    request = sent["req"]
+    assert sent["target"] == "casefold" and request["path"] == "/api/v1/alerts/extrahop"
+    assert request["headers"] == {
+        "Authorization": "Bearer PASTE-CASEFOLD-INGEST-TOKEN-HERE",
+        "Content-Type": "application/json",
+    }
+    payload = json.loads(request["payload"])
+    assert payload["event"] == event and payload["contract"] == 1
+    assert len(payload["detection"]["description"]) == 8001  # cut, with an ellipsis
+    alert = parse_extrahop_detection(payload)
+    polled = parse_extrahop_detection(example_detection())
+    assert alert.source_id == polled.source_id
+    assert (alert.level, alert.groups, alert.rule_id) == (
+        polled.level,
+        polled.groups,
+        "rare_ssh_port",
+    )
+    assert alert.tactics == ["Lateral Movement"] and alert.mitre_ids == ["T1021"]
+    victim = "detection.participants.0"
+    assert alert.observables == [
+        Observable(
+            "ip", "1.2.3.4", "detection.participants.1.object_value (offender)", "ipv4", True
+        ),
+        Observable("ip", "10.1.2.3", f"{victim}.ipaddr (victim)", "ipv4", False),
+        Observable("hostname", "vm-a5f9b5", f"{victim}.hostname (victim)"),
+    ]
+
+
+def test_trigger_script_ignores_other_events(tmp_path: Path) -> None:
+    assert run_trigger(tmp_path, "HTTP_REQUEST") == []
