@@ -130,9 +130,9 @@ def parse_extrahop_detection(
 def level_for_risk(risk: int, risk_levels: Mapping[int, int] = DEFAULT_RISK_LEVELS) -> int:
     """The level of the band `risk` falls in (the band with the highest lower bound ≤ risk).
 
-    A risk below every band gets the lowest band's level.
+    A risk below every band gets the lowest band's level; an empty map means the defaults.
     """
-    bands = sorted(risk_levels.items())
+    bands = sorted((risk_levels or DEFAULT_RISK_LEVELS).items())
     level = bands[0][1]
     for lowest, band_level in bands:
         if risk >= lowest:
