@@ -200,8 +200,14 @@ class Jira:
                 self.cloud = True
                 issues = self._search_jql(jql, wanted)
         # Pages of an eventually consistent index can repeat an issue; keep each once.
-        unique = {str(i.get("id") or i.get("key")): i for i in reversed(issues)}
-        return [i for i in reversed(unique.values()) if _has_label(i, label)]
+        seen: set[str] = set()
+        unique: list[dict[str, Any]] = []
+        for issue in issues:
+            ident = str(issue.get("id") or issue.get("key"))
+            if ident not in seen and _has_label(issue, label):
+                seen.add(ident)
+                unique.append(issue)
+        return unique
 
     def _search_jql(self, jql: str, fields: list[str]) -> list[dict[str, Any]]:
         issues: list[dict[str, Any]] = []

@@ -34,6 +34,7 @@ from casefold.cases.model import case_ref, severity_rank
 from casefold.config import JiraSettings
 from casefold.connectors.jira import Jira, adf_to_text, issue_url
 from casefold.outbox import store
+from casefold.outbox.extrahop_sync import linked_detections, update_effect
 from casefold.outbox.store import Effect
 from casefold.outbox.worker import Attempt, Delivered, RetryLater
 from casefold.store.db import dialect_insert
@@ -282,6 +283,12 @@ class JiraSync:
                 ],
                 now,
             )
+            # The detections this case tracks now carry the issue key as their ticket id.
+            follow = [
+                update_effect(case_id, detection, self.conf.max_attempts)
+                for detection in linked_detections(conn, [case_id]).get(case_id, [])
+            ]
+            store.enqueue(conn, follow, now)
 
         return Delivered({"key": key, "url": url, "existing": found_existing}, record)
 
@@ -430,11 +437,3 @@ class JiraSync:
         if ops:
             apply(ops)
         return len(ops)
-
-
-def plan_effects(
-    planners: Sequence[Any], conn: Connection, rows: Sequence[Mapping[str, Any]]
-) -> None:
-    effects = [e for p in planners for e in p.plan(conn, rows)]
-    if effects:
-        store.enqueue(conn, effects)

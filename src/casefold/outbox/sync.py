@@ -17,10 +17,12 @@ from sqlalchemy.engine import Connection
 from casefold.cases.bulk import CaseOp, apply_ops
 from casefold.cases.timeline import CHANGE_HOOK
 from casefold.config import Settings
+from casefold.connectors.extrahop import ExtraHop
 from casefold.connectors.http import ProviderHTTP, RetryPolicy
 from casefold.connectors.jira import Jira, basic_auth, bearer_auth
 from casefold.connectors.netguard import URLGuard
 from casefold.outbox import store
+from casefold.outbox.extrahop_sync import ExtraHopPlanner, ExtraHopSync
 from casefold.outbox.jira_sync import JiraPlanner, JiraSync
 from casefold.outbox.webhooks import WebhookDelivery
 from casefold.outbox.worker import DeliveryWorker, Handler
@@ -80,6 +82,28 @@ class Sync:
                 self.jira = JiraSync(conf, jira, engine)
                 self.planners.append(JiraPlanner(conf))
                 handlers.update(self.jira.handlers())
+        self.extrahop: ExtraHopSync | None = None
+        eh = settings.extrahop
+        if eh.url and eh.update_detections:
+            creds = secrets.get("extrahop", {})
+            if creds.get("API_KEY") or (creds.get("CLIENT_ID") and creds.get("CLIENT_SECRET")):
+                http = ProviderHTTP("extrahop", client, RetryPolicy(attempts=1, timeout=eh.timeout))
+                self.extrahop = ExtraHopSync(
+                    ExtraHop(
+                        http,
+                        eh.url,
+                        api_key=creds.get("API_KEY"),
+                        client_id=creds.get("CLIENT_ID"),
+                        client_secret=creds.get("CLIENT_SECRET"),
+                    ),
+                    engine,
+                )
+                self.planners.append(ExtraHopPlanner(eh.max_attempts))
+                handlers.update(self.extrahop.handlers())
+            else:
+                self.missing["extrahop"] = (
+                    "secret extrahop.API_KEY (or CLIENT_ID and CLIENT_SECRET) is not configured"
+                )
         self.webhook_secret = secrets.get(JIRA_SECRET, {}).get("WEBHOOK_SECRET")
         self.worker = DeliveryWorker(engine, writer, handlers)
         self.reconcile_seconds = conf.reconcile_seconds
