@@ -273,8 +273,17 @@ _LIST_SETTINGS = {
     "auto_enrich",
     "local_files",
     "budget",
+    "labels",
+    "sources",
 }
-_MAPPING_SETTINGS = {"vars"}
+_MAPPING_SETTINGS = {
+    "vars",
+    "webhook_sources",
+    "priority_map",
+    "status_to_jira",
+    "status_from_jira",
+    "assignee_map",
+}
 
 
 def _env_value(name: str, value: str) -> Any:

@@ -30,8 +30,9 @@ Checks in order: injected failures (``fail_next``), the rate limit (``rate_limit
 (Basic email:token or Bearer PAT; 401 "Client must be authenticated …", after ``captcha_after``
 failed logins 403 with ``X-Seraph-LoginReason: AUTHENTICATION_DENIED``), then the route. A write
 that succeeded may still be answered with a failure (``fail_after_commit``). Failures are a
-status, ``"reset"`` (the TCP connection is reset with no answer at all) or ``"hang"`` (no answer
-for ``hang_for`` seconds; ``stop()`` releases hung requests).
+status, ``"reset"`` (the TCP connection is reset with no answer at all; recorded in ``requests``
+with status 0) or ``"hang"`` (no answer for ``hang_for`` seconds, then a 504 nobody is still
+waiting for; ``stop()`` releases hung requests).
 
 State: ``issues`` (key → FakeIssue: fields as sent, comments, status, assignee, labels),
 ``count_created()``, ``routes`` (per-route counters such as ``"POST issue"``). Helpers act as a
