@@ -165,6 +165,19 @@ PRIORITIES = (
 ISSUE_TYPES = {"10001": "Task", "10002": "Bug", "10003": "Incident"}
 
 
+def _flatten(node: Any) -> str:
+    """The text nodes of an ADF document, blocks on their own lines (the fake's own reading,
+    independent of the connector's)."""
+    if isinstance(node, dict):
+        if node.get("type") == "text":
+            return str(node.get("text", ""))
+        if node.get("type") == "hardBreak":
+            return "\n"
+        inner = "".join(_flatten(c) for c in node.get("content") or [])
+        return inner + ("\n" if node.get("type") in ("paragraph", "codeBlock") else "")
+    return ""
+
+
 @dataclass
 class FakeComment:
     id: str
@@ -172,6 +185,11 @@ class FakeComment:
     author: User
     created: str
     updated: str
+
+    @property
+    def text(self) -> str:
+        """The body as plain text, whichever API version sent it."""
+        return _flatten(self.body).strip() if isinstance(self.body, dict) else str(self.body)
 
 
 @dataclass
@@ -394,6 +412,31 @@ class JiraFake(FakeServer):
         on issue events, the comment's author on comment events (those have no `user`, as on
         Jira). Signed with `X-Hub-Signature: sha256=…` when `secret` is given. The issue's
         fields come from the fake's state in REST v2 form, as Jira's webhooks send them."""
+        body, headers = self.webhook_request(
+            event,
+            issue_key,
+            secret=secret,
+            changes=changes,
+            comment=comment,
+            user=user,
+            identifier=identifier,
+            retry=retry,
+        )
+        return self._deliver(url, body, headers, timeout)
+
+    def webhook_request(
+        self,
+        event: str,
+        issue_key: str,
+        *,
+        secret: str | None,
+        changes: Mapping[str, tuple[str | None, str | None]] | None = None,
+        comment: str | None = None,
+        user: User | str | None = None,
+        identifier: str | None = None,
+        retry: int = 0,
+    ) -> tuple[bytes, dict[str, str]]:
+        """The body and headers `send_webhook` would POST (for an in-process test client)."""
         with self._lock:
             actor = self._user(user)
             payload = self._webhook_payload(event, issue_key, actor, changes, comment)
@@ -407,7 +450,7 @@ class JiraFake(FakeServer):
         }
         if secret:
             headers["X-Hub-Signature"] = "sha256=" + _sign(secret, body)
-        return self._deliver(url, body, headers, timeout)
+        return body, headers
 
     def redeliver(
         self, response: httpx.Response, *, retry: int | None = None, timeout: float = 10.0

@@ -236,7 +236,7 @@ class JiraSync:
         fields: dict[str, Any] = {
             "project": {"key": self.conf.project},
             "issuetype": {"name": self.conf.issue_type},
-            "summary": f"[{ref}] {case['summary']}"[:255],
+            "summary": " ".join(f"[{ref}] {case['summary']}".split())[:255],
             "description": (
                 f"{case['description']}\n\nSeverity: {case['severity']}; priority: "
                 f"{case['priority']}; {case['alert_count']} alert(s).\nCasefold case {ref}."
@@ -305,7 +305,7 @@ class JiraSync:
         marker = comment_marker(comment_id)
         if attempt.attempt > 1:
             for existing in self.jira.list_comments(key):
-                if marker in str(existing.get("body_text") or existing.get("body") or ""):
+                if marker in str(existing.get("text") or ""):
                     return Delivered({"key": key, "comment": existing.get("id"), "existing": True})
         body = f"{row.content}\n\n— {row.author} in Casefold {case_ref(case_id)} {marker}"
         made = self.jira.add_comment(key, body)
