@@ -229,6 +229,12 @@ class Settings(BaseModel):
     extrahop: ExtraHopSettings = Field(
         default_factory=ExtraHopSettings, description="ExtraHop detections tracked by cases."
     )
+    outbox_retry_seconds: float = Field(
+        5.0, gt=0, le=3600, description="Outbox back-off before the second try; doubles to 1 h."
+    )
+    outbox_lease_seconds: float = Field(
+        300.0, ge=1, le=86_400, description="How long a delivery may take before another try."
+    )
     webhook_sources: dict[str, str] = Field(
         default_factory=dict,
         description="Standard Webhooks sources: name → secret name holding its WEBHOOK_SECRET.",

@@ -79,10 +79,12 @@ async def jira_webhook(request: Request) -> Response:
             stmt = dialect_insert(conn, inbound_deliveries).values(
                 source="jira", delivery_id=delivery[:200], received_at=datetime.now(UTC)
             )
-            seen = conn.execute(
-                stmt.on_conflict_do_nothing(index_elements=["source", "delivery_id"])
-            )
-            if seen.rowcount == 0:
+            fresh = conn.execute(
+                stmt.on_conflict_do_nothing(index_elements=["source", "delivery_id"]).returning(
+                    inbound_deliveries.c.delivery_id
+                )
+            ).first()
+            if fresh is None:
                 return {"duplicate": True}
         return sync.jira.apply_event(conn, event)
 

@@ -122,9 +122,9 @@ def claim(
     return rows
 
 
-def backoff(attempt: int) -> float:
+def backoff(attempt: int, base_delay: float = BASE_DELAY) -> float:
     """Seconds before the next attempt after `attempt` failed ones (full jitter on half)."""
-    base = min(MAX_DELAY, BASE_DELAY * 2 ** max(0, attempt - 1))
+    base = min(MAX_DELAY, base_delay * 2 ** max(0, attempt - 1))
     return base / 2 + random.uniform(0, base / 2)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -105,7 +105,13 @@ class Sync:
                     "secret extrahop.API_KEY (or CLIENT_ID and CLIENT_SECRET) is not configured"
                 )
         self.webhook_secret = secrets.get(JIRA_SECRET, {}).get("WEBHOOK_SECRET")
-        self.worker = DeliveryWorker(engine, writer, handlers)
+        self.worker = DeliveryWorker(
+            engine,
+            writer,
+            handlers,
+            lease=timedelta(seconds=settings.outbox_lease_seconds),
+            retry_base=settings.outbox_retry_seconds,
+        )
         self.reconcile_seconds = conf.reconcile_seconds
         self._stop = threading.Event()
         self._reconciler: threading.Thread | None = None

@@ -65,8 +65,10 @@ class DeliveryWorker:
         batch: int = 20,
         poll_seconds: float = 0.5,
         lease: timedelta = timedelta(minutes=5),
+        retry_base: float = store.BASE_DELAY,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
+        self.retry_base = retry_base
         self.engine = engine
         self.writer = writer
         self.handlers = dict(handlers)
@@ -139,18 +141,18 @@ class DeliveryWorker:
                 raise ProviderError(row.target, f"no handler for {row.kind} in this process")
             outcome = handler(attempt)
         except QuotaExceeded as exc:
-            wait = exc.retry_after if exc.retry_after is not None else store.backoff(row.attempts)
+            wait = exc.retry_after if exc.retry_after is not None else self._backoff(row)
             self._failed(row, str(exc), max(wait, 1.0))
             return
         except RetryLater as exc:
             self._failed(row, str(exc), exc.seconds)
             return
         except ProviderError as exc:
-            self._failed(row, str(exc), store.backoff(row.attempts + 1) if exc.retryable else None)
+            self._failed(row, str(exc), self._backoff(row) if exc.retryable else None)
             return
         except Exception as exc:  # a bug or an unexpected answer: worth a later attempt
             log.exception("outbox effect %s (%s) failed", row.id, row.kind)
-            self._failed(row, f"{type(exc).__name__}: {exc}", store.backoff(row.attempts + 1))
+            self._failed(row, f"{type(exc).__name__}: {exc}", self._backoff(row))
             return
         now = self.clock()
 
@@ -161,6 +163,9 @@ class DeliveryWorker:
 
         self.writer.run(job, timeout=None)
         self.delivered += 1
+
+    def _backoff(self, row: Any) -> float:
+        return store.backoff(row.attempts + 1, self.retry_base)
 
     def _failed(self, row: Any, error: str, retry_in: float | None) -> None:
         now = self.clock()
