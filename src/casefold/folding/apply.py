@@ -254,7 +254,11 @@ class Folder:
                 "summary": render_summary(decision.rule, decision.key, alert),
                 "description": _description(decision, alert),
                 "severity": severity_for_level(alert.level),
-                "tags": [*decision.rule.tags, *alert.mitre_ids],
+                "tags": [
+                    *decision.rule.tags,
+                    *(alert.groups if decision.rule.tag_groups else ()),
+                    *alert.mitre_ids,
+                ],
                 "source": alert.source,
                 "fold_rule": decision.rule.name,
                 "fold_key": decision.key,

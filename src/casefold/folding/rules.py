@@ -24,7 +24,7 @@ from casefold.sources.model import NormalizedAlert
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _MATCH_KEYS = {"source", "groups", "min_level", "max_level", "rule_ids"}
-_RULE_KEYS = {"name", "match", "key", "window", "max_alerts", "summary", "tags"}
+_RULE_KEYS = {"name", "match", "key", "window", "max_alerts", "summary", "tags", "tag_groups"}
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,7 @@ class FoldRule:
     max_level: int = 99
     summary: str = "{title}"
     tags: tuple[str, ...] = field(default_factory=tuple)
+    tag_groups: bool = False  # the alert's groups (ExtraHop categories…) become case tags too
 
     def matches(self, alert: NormalizedAlert) -> bool:
         if self.sources and alert.source not in self.sources:
@@ -181,6 +182,9 @@ def parse_rules(data: Any, origin: str) -> list[FoldRule]:
         tags = item.get("tags") or []
         if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
             raise ConfigError(f"{where}.tags", "must be a list of strings")
+        tag_groups = item.get("tag_groups", False)
+        if not isinstance(tag_groups, bool):
+            raise ConfigError(f"{where}.tag_groups", "must be true or false")
         summary = item.get("summary", "{title}")
         if not isinstance(summary, str):
             raise ConfigError(f"{where}.summary", "must be a string")
@@ -197,6 +201,7 @@ def parse_rules(data: Any, origin: str) -> list[FoldRule]:
                 max_level=_int(match.get("max_level"), f"{where}.match.max_level", 99),
                 summary=summary,
                 tags=tuple(tags),
+                tag_groups=tag_groups,
             )
         )
     return rules

@@ -1,0 +1,110 @@
+"""ExtraHop detection tracking (seed 001) against the ExtraHop fake: a pushed detection becomes a
+case; the case writes its ticket id, status, assignee and resolution back onto the detection;
+with Jira on, the ticket id is the issue's key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fakes.extrahop import DEFAULT_API_KEY, ExtraHopFake, example_detection
+from fakes.jira import DEFAULT_EMAIL, DEFAULT_TOKEN, JiraFake
+
+URL = "/api/v1/alerts/extrahop"
+
+
+def pushed(detection: dict[str, Any], event: str = "DETECTION_CREATE") -> dict[str, Any]:
+    """The payload the shipped trigger posts."""
+    return {"event": event, "sent_at": detection["update_time"], "detection": detection}
+
+
+@pytest.fixture
+def extrahop():
+    with ExtraHopFake() as fake:
+        yield fake
+
+
+def settings(extrahop: ExtraHopFake, **kw: Any) -> dict[str, Any]:
+    secrets = {"extrahop": {"API_KEY": DEFAULT_API_KEY}, **kw.pop("secrets", {})}
+    return {"extrahop": {"url": extrahop.url}, "secrets": secrets, **kw}
+
+
+def process(api) -> None:
+    api.fold()
+    api.runtime.sync.worker.drain()
+
+
+def the_case(api) -> dict[str, Any]:
+    [case] = api.get("/api/v1/cases").json()["items"]
+    return api.get(f"/api/v1/cases/{case['ref']}").json()
+
+
+def test_a_detection_becomes_a_case_and_the_case_writes_back(api_factory, extrahop):
+    api = api_factory(**settings(extrahop))
+    detection = example_detection(ticket_id=None, status=None, assignee=None)
+    r = api.post(URL, json=pushed(detection))
+    assert r.status_code == 202 and r.json()["accepted"] == 1
+    process(api)
+    case = the_case(api)
+    assert case["severity"] == "medium"  # risk 60
+    assert "sec.attack" in case["tags"] and "T1571" in case["tags"]
+    assert any(o["value"] == "1.2.3.4" for o in case["observables"])
+    assert case["links"] == [{"target": "extrahop", "id": str(detection["id"]), "url": None}]
+    assert extrahop.patches[-1] == (
+        detection["id"],
+        {"ticket_id": case["ref"], "status": "new"},
+    )
+    api.patch(f"/api/v1/cases/{case['ref']}", json={"status": "in_progress", "assignee": "alice"})
+    process(api)
+    assert extrahop.detection(detection["id"])["status"] == "in_progress"
+    assert extrahop.detection(detection["id"])["assignee"] == "alice"
+    api.patch(f"/api/v1/cases/{case['ref']}", json={"status": "resolved"})
+    process(api)
+    closed = extrahop.detection(detection["id"])
+    assert (closed["status"], closed["resolution"]) == ("closed", "action_taken")
+    api.patch(f"/api/v1/cases/{case['ref']}", json={"status": "closed"})
+    process(api)
+    assert extrahop.detection(detection["id"])["resolution"] == "no_action_taken"
+
+
+def test_updates_of_one_detection_join_its_case(api_factory, extrahop):
+    api = api_factory(**settings(extrahop))
+    detection = example_detection()
+    api.post(URL, json=pushed(detection))
+    later = {**detection, "update_time": detection["update_time"] + 60_000, "risk_score": 95}
+    api.post(URL, json=pushed(later, "DETECTION_UPDATE"))
+    again = api.post(URL, json=pushed(later, "DETECTION_UPDATE"))
+    assert again.json()["duplicates"] == 1  # the same state, sent twice
+    process(api)
+    case = the_case(api)
+    assert case["alert_count"] == 2 and case["severity"] == "critical"
+
+
+def test_with_jira_the_ticket_id_is_the_issue_key(api_factory, extrahop):
+    with JiraFake() as jira:
+        api = api_factory(
+            **settings(
+                extrahop,
+                jira={
+                    "url": jira.url,
+                    "project": "SEC",
+                    "min_severity": "medium",
+                    "reconcile_seconds": 0,
+                },
+                secrets={"jira": {"EMAIL": DEFAULT_EMAIL, "API_TOKEN": DEFAULT_TOKEN}},
+            )
+        )
+        detection = example_detection(ticket_id=None)
+        api.post(URL, json=pushed(detection))
+        process(api)
+        [issue] = jira.issues.values()
+        assert extrahop.detection(detection["id"])["ticket_id"] == issue.key
+        case = the_case(api)
+        assert {link["target"] for link in case["links"]} == {"jira", "extrahop"}
+
+
+def test_the_intake_needs_an_ingest_token_and_names_bad_fields(api_factory, extrahop):
+    api = api_factory(**settings(extrahop))
+    assert api.client.post(URL, json=pushed(example_detection())).status_code == 401
+    bad = api.post(URL, json={"event": "DETECTION_CREATE", "detection": {"id": "x"}})
+    assert bad.status_code == 422 and "detection" in (bad.json().get("field") or "")
