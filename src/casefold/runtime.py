@@ -29,6 +29,7 @@ from casefold.errors import ConfigError
 from casefold.folding.apply import FoldedAlert, Folder
 from casefold.folding.rules import load_rules
 from casefold.folding.worker import FoldingWorker
+from casefold.intake.extrahop_poll import ExtraHopPoller
 from casefold.intake.localfile import JsonLinesWriter
 from casefold.intake.sink import AlertSink
 from casefold.outbox.sync import Sync
@@ -76,6 +77,17 @@ class Runtime:
         self.enricher = build_enricher(settings, secrets, self.http, self.engine, self.writer)
         # Before the writer opens its connection: the outbox's planner rides on connections.
         self.sync = Sync(settings, secrets, self.http, self.engine, self.writer)
+        self.extrahop_poller = (
+            ExtraHopPoller(
+                self.sync.extrahop_client,
+                self.writer,
+                interval=settings.extrahop.poll_seconds,
+                lookback=settings.extrahop.poll_lookback_seconds,
+                on_stored=lambda: self.folding.wake(),
+            )
+            if self.sync.extrahop_client is not None and settings.extrahop.poll_seconds > 0
+            else None
+        )
         # Accepted webhook events, also as JSON lines for a Wazuh agent's <localfile>.
         self.events_file = (
             JsonLinesWriter(settings.webhook_events_file) if settings.webhook_events_file else None
@@ -134,6 +146,8 @@ class Runtime:
             self.playbooks.start()
             self.auto_enrich.start()
             self.sync.start()
+            if self.extrahop_poller is not None:
+                self.extrahop_poller.start()
             self.library.start_watching()
         self._started = True
 
@@ -142,6 +156,8 @@ class Runtime:
             self.library.stop()
             self.auto_enrich.stop()
             self.sync.stop()
+            if self.extrahop_poller is not None:
+                self.extrahop_poller.stop()
             self.folding.stop()
             self.playbooks.stop()
             self.writer.stop()

@@ -24,9 +24,9 @@ def extrahop():
         yield fake
 
 
-def settings(extrahop: ExtraHopFake, **kw: Any) -> dict[str, Any]:
+def settings(fake: ExtraHopFake, **kw: Any) -> dict[str, Any]:
     secrets = {"extrahop": {"API_KEY": DEFAULT_API_KEY}, **kw.pop("secrets", {})}
-    return {"extrahop": {"url": extrahop.url}, "secrets": secrets, **kw}
+    return {"extrahop": {"url": fake.url, **kw.pop("poll", {})}, "secrets": secrets, **kw}
 
 
 def process(api) -> None:
@@ -108,3 +108,27 @@ def test_the_intake_needs_an_ingest_token_and_names_bad_fields(api_factory, extr
     assert api.client.post(URL, json=pushed(example_detection())).status_code == 401
     bad = api.post(URL, json={"event": "DETECTION_CREATE", "detection": {"id": "x"}})
     assert bad.status_code == 422 and "detection" in (bad.json().get("field") or "")
+
+
+def test_the_poller_picks_up_what_the_trigger_missed(api_factory, extrahop):
+    import time
+
+    now_ms = int(time.time() * 1000)
+    missed = extrahop.add_detection(
+        id=4242,
+        title="Kerberos Brute Force",
+        mod_time=now_ms,
+        update_time=now_ms,
+        start_time=now_ms - 60_000,
+    )
+    api = api_factory(**settings(extrahop, poll={"poll_seconds": 0.1}))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        found = api.get("/api/v1/alerts", params={"source": "extrahop"}).json()["items"]
+        if found:
+            break
+        time.sleep(0.05)
+    assert [a["source_id"].split("@")[0] for a in found] == [str(missed["id"])]
+    # pushed afterwards, the same version is a duplicate, not a second alert
+    again = api.post(URL, json=pushed(extrahop.detection(4242)))
+    assert again.json()["duplicates"] == 1

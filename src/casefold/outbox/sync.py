@@ -83,23 +83,23 @@ class Sync:
                 self.planners.append(JiraPlanner(conf))
                 handlers.update(self.jira.handlers())
         self.extrahop: ExtraHopSync | None = None
+        self.extrahop_client: ExtraHop | None = None  # also used by the detection poller
         eh = settings.extrahop
-        if eh.url and eh.update_detections:
+        if eh.url:
             creds = secrets.get("extrahop", {})
             if creds.get("API_KEY") or (creds.get("CLIENT_ID") and creds.get("CLIENT_SECRET")):
                 http = ProviderHTTP("extrahop", client, RetryPolicy(attempts=1, timeout=eh.timeout))
-                self.extrahop = ExtraHopSync(
-                    ExtraHop(
-                        http,
-                        eh.url,
-                        api_key=creds.get("API_KEY"),
-                        client_id=creds.get("CLIENT_ID"),
-                        client_secret=creds.get("CLIENT_SECRET"),
-                    ),
-                    engine,
+                self.extrahop_client = ExtraHop(
+                    http,
+                    eh.url,
+                    api_key=creds.get("API_KEY"),
+                    client_id=creds.get("CLIENT_ID"),
+                    client_secret=creds.get("CLIENT_SECRET"),
                 )
-                self.planners.append(ExtraHopPlanner(eh.max_attempts))
-                handlers.update(self.extrahop.handlers())
+                if eh.update_detections:
+                    self.extrahop = ExtraHopSync(self.extrahop_client, engine)
+                    self.planners.append(ExtraHopPlanner(eh.max_attempts))
+                    handlers.update(self.extrahop.handlers())
             else:
                 self.missing["extrahop"] = (
                     "secret extrahop.API_KEY (or CLIENT_ID and CLIENT_SECRET) is not configured"
