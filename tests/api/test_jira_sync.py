@@ -197,3 +197,30 @@ def test_a_refused_issue_is_dead_with_the_reason(api_factory, jira):
     [effect] = api.get("/api/v1/outbox", params={"case": case_id}).json()["items"]
     assert effect["state"] == "dead" and "400" in effect["last_error"]
     assert DEFAULT_TOKEN not in effect["last_error"]
+
+
+def test_server_data_center_with_rest_v2_and_a_pat(api_factory):
+    from fakes.jira import DEFAULT_PAT
+
+    with JiraFake(mode="dc", page_size=50) as dc:
+        api = api_factory(
+            jira={"url": dc.url, "api_version": 2, "project": "SEC", "reconcile_seconds": 0},
+            secrets={"jira": {"PAT": DEFAULT_PAT}},
+        )
+        case_id = open_case(api)
+        api.post(f"/api/v1/cases/CASE-{case_id}/comments", json={"content": "plain text here"})
+        api.patch(f"/api/v1/cases/CASE-{case_id}", json={"status": "resolved"})
+        deliver(api)
+        [issue] = dc.issues.values()
+        assert isinstance(issue.fields["description"], str)  # wiki text, not ADF
+        assert issue.comments[0].body.startswith("plain text here")
+        assert issue.status == "Done"
+        # a lost answer on DC: the v2 search finds the issue, nothing is made twice
+        dc.fail_after_commit(1, 500)
+        second = open_case(api, summary="another")
+        deliver(api)
+        later(api)
+        deliver(api)
+        assert dc.count_created() == 2
+        links = api.get(f"/api/v1/cases/CASE-{second}").json()["links"]
+        assert links[0]["id"] in dc.issues
