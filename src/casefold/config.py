@@ -146,6 +146,10 @@ class ExtraHopSettings(BaseModel):
     url: str = Field("", description="https://console.example.com (empty: detections untracked).")
     update_detections: bool = True
     poll_seconds: float = Field(0.0, ge=0, description="Poll detections by mod_time (0: off).")
+    risk_levels: dict[int, int] = Field(
+        default_factory=lambda: {0: 5, 40: 8, 70: 12, 90: 15},
+        description="Lowest risk score of each band → alert level (and so case severity).",
+    )
     poll_lookback_seconds: float = Field(3600.0, ge=0, le=30 * 86400)
     timeout: float = Field(10.0, gt=0, le=300)
     max_attempts: int = Field(8, ge=1, le=50)

@@ -6,6 +6,7 @@ module-level global.
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import os
@@ -35,6 +36,7 @@ from casefold.intake.sink import AlertSink
 from casefold.outbox.sync import Sync
 from casefold.playbooks.engine import PlaybookEngine
 from casefold.playbooks.library import PlaybookLibrary
+from casefold.sources.extrahop import check_risk_levels, parse_extrahop_detection
 from casefold.store.db import Checkpointer, make_engine, migrate
 from casefold.store.writer import Writer
 
@@ -77,10 +79,17 @@ class Runtime:
         self.enricher = build_enricher(settings, secrets, self.http, self.engine, self.writer)
         # Before the writer opens its connection: the outbox's planner rides on connections.
         self.sync = Sync(settings, secrets, self.http, self.engine, self.writer)
+        try:
+            levels = check_risk_levels(settings.extrahop.risk_levels)
+        except ValueError as exc:
+            raise ConfigError("extrahop.risk_levels", str(exc)) from None
+        # ExtraHop detections, parsed with the configured risk → level bands (push and poll).
+        self.extrahop_parser = functools.partial(parse_extrahop_detection, risk_levels=levels)
         self.extrahop_poller = (
             ExtraHopPoller(
                 self.sync.extrahop_client,
                 self.writer,
+                self.extrahop_parser,
                 interval=settings.extrahop.poll_seconds,
                 lookback=settings.extrahop.poll_lookback_seconds,
                 on_stored=lambda: self.folding.wake(),

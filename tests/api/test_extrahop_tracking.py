@@ -132,3 +132,20 @@ def test_the_poller_picks_up_what_the_trigger_missed(api_factory, extrahop):
     # pushed afterwards, the same version is a duplicate, not a second alert
     again = api.post(URL, json=pushed(extrahop.detection(4242)))
     assert again.json()["duplicates"] == 1
+
+
+def test_the_risk_map_is_a_setting(api_factory, extrahop):
+    api = api_factory(**settings(extrahop, poll={"risk_levels": {0: 3, 50: 15}}))
+    api.post(URL, json=pushed(example_detection(risk_score=60)))
+    process(api)
+    assert the_case(api)["severity"] == "critical"
+
+
+def test_a_bad_risk_map_stops_start_up_naming_it(tmp_path):
+    from casefold.config import Settings
+    from casefold.errors import ConfigError
+    from casefold.runtime import Runtime
+
+    with pytest.raises(ConfigError) as err:
+        Runtime(Settings(data_dir=tmp_path, extrahop={"risk_levels": {10: 5}}))
+    assert "extrahop.risk_levels" in str(err.value)

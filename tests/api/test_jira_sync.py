@@ -224,3 +224,25 @@ def test_server_data_center_with_rest_v2_and_a_pat(api_factory):
         assert dc.count_created() == 2
         links = api.get(f"/api/v1/cases/CASE-{second}").json()["links"]
         assert links[0]["id"] in dc.issues
+
+
+def test_reconcile_brings_missed_comments_once(synced, jira):
+    case_id = open_case(synced)
+    synced.post(f"/api/v1/cases/CASE-{case_id}/comments", json={"content": "ours"})
+    deliver(synced)
+    key = the_issue(jira).key
+    jira.comment_as(key, "seen from the helpdesk", user=ALICE)  # its webhook is lost
+    assert synced.runtime.sync.reconcile() == 1
+    assert synced.runtime.sync.reconcile() == 0
+    # the webhook arrives late: the comment is not added twice
+    body, headers = jira.webhook_request(
+        "comment_created",
+        key,
+        secret=WEBHOOK_SECRET,
+        comment="seen from the helpdesk",
+        user=ALICE,
+    )
+    synced.client.post("/api/v1/webhooks/jira", content=body, headers=headers)
+    comments = synced.get(f"/api/v1/cases/CASE-{case_id}").json()["comments"]
+    assert [c["content"] for c in comments] == ["ours", "seen from the helpdesk"]
+    assert comments[1]["author"] == "jira:Alice"

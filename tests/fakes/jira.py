@@ -508,11 +508,18 @@ class JiraFake(FakeServer):
         payload: dict[str, Any] = {"timestamp": stamp, "webhookEvent": event}
         comment_json = None
         if comment is not None:
-            self._next_comment += 1
+            # The delivery of a comment made in the fake (comment_as) carries that comment's id,
+            # as Jira's does; otherwise it stands for a comment made elsewhere.
+            existing = [c for c in issue.comments if c.text == comment] if issue else []
+            if existing:
+                comment_id = existing[-1].id
+            else:
+                self._next_comment += 1
+                comment_id = str(self._next_comment)
             now = _now()
             comment_json = {
-                "self": f"{self.url}/rest/api/2/issue/{ident}/comment/{self._next_comment}",
-                "id": str(self._next_comment),
+                "self": f"{self.url}/rest/api/2/issue/{ident}/comment/{comment_id}",
+                "id": comment_id,
                 "author": self._user_json(actor, 2),
                 "body": comment,
                 "updateAuthor": self._user_json(actor, 2),

@@ -17,7 +17,6 @@ from casefold.cases import queries
 from casefold.errors import PayloadTooLargeError
 from casefold.intake.body import parse_body
 from casefold.intake.receiver import SourceParser, prepare
-from casefold.sources.extrahop import parse_extrahop_detection
 from casefold.sources.wazuh import parse_wazuh_alert
 
 router = APIRouter(prefix="/api/v1")
@@ -98,7 +97,7 @@ async def post_wazuh_alerts(request: Request) -> Response:
     summary="Ingest ExtraHop detections as the Casefold trigger pushes them",
 )
 async def post_extrahop_detections(request: Request) -> Response:
-    return await ingest(request, parse_extrahop_detection)
+    return await ingest(request, request.app.state.runtime.extrahop_parser)
 
 
 @router.get("/alerts", dependencies=[Depends(require(Permission.READ))])

@@ -15,7 +15,7 @@ import time
 
 from casefold.connectors.extrahop import ExtraHop
 from casefold.intake.body import Item, Parsed
-from casefold.intake.receiver import receive
+from casefold.intake.receiver import SourceParser, receive
 from casefold.sources.extrahop import parse_extrahop_detection
 from casefold.store.writer import Writer
 
@@ -27,6 +27,7 @@ class ExtraHopPoller:
         self,
         client: ExtraHop,
         writer: Writer,
+        parse: SourceParser = parse_extrahop_detection,
         *,
         interval: float,
         lookback: float = 3600.0,
@@ -34,6 +35,7 @@ class ExtraHopPoller:
     ) -> None:
         self.client = client
         self.writer = writer
+        self.parse = parse
         self.interval = interval
         self.cursor = int((time.time() - lookback) * 1000)
         self.seen: set[int] = set()
@@ -47,7 +49,7 @@ class ExtraHopPoller:
         detections, cursor = self.client.poll_since(self.cursor, self.seen)
         if detections:
             parsed = Parsed([Item(i, d) for i, d in enumerate(detections)], single=False)
-            result = receive(parsed, parse_extrahop_detection, self.writer)
+            result = receive(parsed, self.parse, self.writer)
             self.stored += result.accepted
             if result.rejected:
                 log.warning("extrahop poll: %d detection(s) refused", result.rejected)

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.engine import Connection, Engine
 
 from casefold.cases.bulk import CaseOp, apply_ops
@@ -377,13 +377,21 @@ class JiraSync:
         if values:
             ops.append(CaseOp("update", case_id, actor, values=values))
         comment = event.get("comment")
+        imported: list[str] = []
         if comment and webhook_event in ("comment_created", "jira:issue_updated"):
             text = self.comment_text(comment)
-            if text and not _MARKER.search(text):  # our own comment coming back
+            comment_id = str(comment.get("id") or "")
+            known = self._imported_comments(conn, case_id)
+            # not our own comment coming back, and not one the reconcile already brought
+            if text and not _MARKER.search(text) and comment_id not in known:
                 ops.append(CaseOp("comment", case_id, actor, text=text))
+                if comment_id:
+                    imported.append(comment_id)
         if not ops:
             return {"case": case_ref(case_id), "changed": []}
         apply_ops(conn, ops, datetime.now(UTC))
+        if imported:
+            self._remember_comments(conn, case_id, imported)
         return {
             "case": case_ref(case_id),
             "changed": sorted(values)
@@ -408,19 +416,42 @@ class JiraSync:
         category = (jira_status.get("statusCategory") or {}).get("key")
         return wanted in (jira_status.get("name"), category)
 
-    def reconcile(self, apply: Callable[[list[CaseOp]], None]) -> int:
+    def _imported_comments(self, conn: Connection, case_id: int) -> set[str]:
+        row = conn.execute(
+            select(case_links.c.state).where(
+                case_links.c.case_id == case_id, case_links.c.target == TARGET
+            )
+        ).first()
+        return set(((row.state if row else None) or {}).get("comments") or [])
+
+    def _remember_comments(self, conn: Connection, case_id: int, ids: Sequence[str]) -> None:
+        """Jira comment ids already on the case, so neither path brings one twice."""
+        known = self._imported_comments(conn, case_id)
+        conn.execute(
+            update(case_links)
+            .where(case_links.c.case_id == case_id, case_links.c.target == TARGET)
+            .values(state={"comments": sorted(known | set(ids))}, updated_at=datetime.now(UTC))
+        )
+
+    def reconcile(self, run: Callable[[Callable[[Connection], None]], None]) -> int:
         """Compare every linked case that is not closed with its issue, and apply what missed
-        webhooks would have brought (status and assignee). Returns how many cases changed."""
+        webhooks would have brought: status, assignee and comments. Returns how many cases
+        changed."""
         with self.engine.connect() as conn:
             links = conn.execute(
                 select(
-                    case_links.c.case_id, case_links.c.remote_id, cases.c.status, cases.c.assignee
+                    case_links.c.case_id,
+                    case_links.c.remote_id,
+                    case_links.c.state,
+                    cases.c.status,
+                    cases.c.assignee,
                 )
                 .join(cases, cases.c.id == case_links.c.case_id)
                 .where(case_links.c.target == TARGET, cases.c.status != "closed")
             ).all()
-        ops = []
+        changed = 0
         for link in links:
+            case_id = int(link.case_id)
             fields = self.jira.get_issue(link.remote_id).get("fields") or {}
             values: dict[str, Any] = {}
             status = self.case_status_for(fields.get("status"))
@@ -430,10 +461,29 @@ class JiraSync:
                 assignee = self._assignee_from(fields.get("assignee"))
                 if assignee != link.assignee:
                     values["assignee"] = assignee
+            ops = []
             if values:
-                ops.append(
-                    CaseOp("update", int(link.case_id), f"{ACTOR_PREFIX}reconcile", values=values)
-                )
-        if ops:
-            apply(ops)
-        return len(ops)
+                ops.append(CaseOp("update", case_id, f"{ACTOR_PREFIX}reconcile", values=values))
+            known = set((link.state or {}).get("comments") or [])
+            new_ids: list[str] = []
+            for comment in self.jira.list_comments(link.remote_id):
+                text = str(comment.get("text") or "").strip()
+                comment_id = str(comment.get("id") or "")
+                if not text or _MARKER.search(text) or comment_id in known:
+                    continue
+                author = (comment.get("author") or {}).get("displayName") or "unknown"
+                ops.append(CaseOp("comment", case_id, f"{ACTOR_PREFIX}{author}", text=text))
+                new_ids.append(comment_id)
+            if not ops:
+                continue
+
+            def job(
+                conn: Connection, ops: list[CaseOp] = ops, ids: list[str] = new_ids, cid=case_id
+            ) -> None:
+                apply_ops(conn, ops, datetime.now(UTC))
+                if ids:
+                    self._remember_comments(conn, cid, ids)
+
+            run(job)
+            changed += 1
+        return changed

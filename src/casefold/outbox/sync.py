@@ -7,14 +7,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import Connection
 
-from casefold.cases.bulk import CaseOp, apply_ops
 from casefold.cases.timeline import CHANGE_HOOK
 from casefold.config import Settings
 from casefold.connectors.extrahop import ExtraHop
@@ -147,10 +146,7 @@ class Sync:
         if self.jira is None:
             return 0
 
-        def apply(ops: list[CaseOp]) -> None:
-            self.writer.run(lambda conn: apply_ops(conn, ops, datetime.now(UTC)), timeout=None)
-
-        return self.jira.reconcile(apply)
+        return self.jira.reconcile(lambda job: self.writer.run(job, timeout=None))
 
     def _reconcile_loop(self) -> None:
         while not self._stop.wait(self.reconcile_seconds):
