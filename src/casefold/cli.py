@@ -813,22 +813,15 @@ def outbox_list(
     """List outbox effects, newest first, with their state in words."""
     from datetime import UTC, datetime
 
-    from sqlalchemy import select
-
     from casefold.outbox import store as outbox_store
-    from casefold.store.tables import outbox
 
     if state is not None and state not in ("pending", "delivering", "done", "dead"):
         fail(f"--state must be pending, delivering, done or dead, not {state!r}")
     settings = settings_from(config, data_dir=data_dir, database_url=database_url)
-    stmt = select(outbox).order_by(outbox.c.id.desc()).limit(limit)
-    if state is not None:
-        stmt = stmt.where(outbox.c.state == state)
-    if case is not None:
-        stmt = stmt.where(outbox.c.case_id == case)
-    now = datetime.now(UTC)
     with opened_runtime(settings) as runtime, runtime.engine.connect() as conn:
-        items = [outbox_store.effect_dict(r, now) for r in conn.execute(stmt)]
+        items = outbox_store.list_effects(
+            conn, datetime.now(UTC), state=state, case_id=case, limit=limit
+        )
     if as_json:
         sys.stdout.write(orjson.dumps(items, option=orjson.OPT_INDENT_2).decode() + "\n")
         return

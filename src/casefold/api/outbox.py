@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
-from sqlalchemy import select
 
 from casefold.access import Permission
 from casefold.api.auth import require
@@ -16,7 +15,7 @@ from casefold.connectors.jira import verify_signature
 from casefold.errors import AuthError, ConflictError, InvalidInputError
 from casefold.outbox import store
 from casefold.store.db import dialect_insert
-from casefold.store.tables import inbound_deliveries, outbox
+from casefold.store.tables import inbound_deliveries
 
 router = APIRouter(prefix="/api/v1")
 STATES = ("pending", "delivering", "done", "dead")
@@ -32,14 +31,9 @@ def list_effects(
     """Effects on other systems, newest first, with their state in words."""
     if state is not None and state not in STATES:
         raise InvalidInputError(f"state must be one of {', '.join(STATES)}", field="state")
-    stmt = select(outbox).order_by(outbox.c.id.desc()).limit(limit)
-    if state is not None:
-        stmt = stmt.where(outbox.c.state == state)
-    if case is not None:
-        stmt = stmt.where(outbox.c.case_id == case)
     now = datetime.now(UTC)
     with request.app.state.runtime.engine.connect() as conn:
-        items = [store.effect_dict(r, now) for r in conn.execute(stmt)]
+        items = store.list_effects(conn, now, state=state, case_id=case, limit=limit)
         totals = store.counts(conn)
     return json_response({"items": items, "counts": totals})
 

@@ -15,7 +15,6 @@ enriched; `POST /api/v1/cases/{id}/enrich` asks again.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -24,6 +23,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, bindparam, or_, select, update
 from sqlalchemy.engine import Connection
 
+from casefold.background import PassLoop
 from casefold.cases import timeline
 from casefold.connectors.finding import KINDS, worst
 from casefold.connectors.http import ProviderError
@@ -73,7 +73,10 @@ def verdict_entry(outcome: Outcome) -> dict[str, Any]:
     return entry
 
 
-class AutoEnricher:
+class AutoEnricher(PassLoop):
+    thread_name = "casefold-enrich"
+    failure_message = "automatic enrichment failed; trying again shortly"
+
     def __init__(
         self,
         engine: Engine,
@@ -85,69 +88,44 @@ class AutoEnricher:
         threads: int = 4,
         poll_seconds: float = 1.0,
     ) -> None:
+        super().__init__(poll_seconds)
         self.engine = engine
         self.writer = writer
         self.enricher = enricher
         self.providers = [p for p in providers if enricher.configured(p)]
         self.batch = batch
         self.threads = threads
-        self.poll_seconds = poll_seconds
         self.enriched = 0
         self._cursor = 0
-        self._pass = threading.Lock()  # one pass at a time (the thread, or drain())
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._pool: ThreadPoolExecutor | None = None
         for name in providers:
             if name not in self.providers:
                 why = enricher.missing.get(name, "unknown provider")
                 log.warning("auto_enrich: %s is left out: %s", name, why)
 
+    def enabled(self) -> bool:
+        return bool(self.providers)
+
     def start(self) -> None:
-        if not self.providers or self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="casefold-enrich", daemon=True)
-        self._thread.start()
+        if self.enabled() and self._pool is None:
+            # lookups of one batch run side by side; the Enricher makes one call per value
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="casefold-enrich")
+        super().start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(30)
-            self._thread = None
-
-    def wake(self) -> None:
-        self._wake.set()
+        super().stop()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
     def rewind(self) -> None:
         """Look at every pending observable again (after observables were marked for re-enrich)."""
         self._cursor = 0
         self._wake.set()
 
-    def _loop(self) -> None:
-        with ThreadPoolExecutor(self.threads, thread_name_prefix="casefold-enrich") as pool:
-            while not self._stop.is_set():
-                try:
-                    done = self.run_once(pool)
-                except Exception:  # keep enriching after a store hiccup; say what happened
-                    log.exception("automatic enrichment failed; trying again shortly")
-                    done = 0
-                if not done:
-                    self._wake.wait(self.poll_seconds)
-                    self._wake.clear()
-
-    def drain(self) -> int:
-        """Enrich until nothing is pending (tests, and `casefold` commands); return how many."""
-        total = 0
-        while done := self.run_once():
-            total += done
-        return total
-
-    def run_once(self, pool: ThreadPoolExecutor | None = None) -> int:
+    def work(self) -> int:
         """Enrich one batch of pending observables; return how many were recorded."""
-        with self._pass:
-            return self._pass_once(pool)
+        return self._pass_once(self._pool)
 
     def _pass_once(self, pool: ThreadPoolExecutor | None) -> int:
         with self.engine.connect() as conn:

@@ -20,10 +20,10 @@ from sqlalchemy.engine import Connection, Engine
 
 from casefold.cases.model import case_ref
 from casefold.connectors.extrahop import DetectionNotFound, ExtraHop, detection_update_for
+from casefold.outbox import store
 from casefold.outbox.store import Effect
 from casefold.outbox.worker import Attempt, Delivered
 from casefold.sources.extrahop import detection_id_of
-from casefold.store.db import dialect_insert
 from casefold.store.tables import alerts, case_links, cases
 
 TARGET = "extrahop"
@@ -75,18 +75,7 @@ class ExtraHopPlanner:
                 if detection is None:
                     continue
                 case_id = added[int(row.id)]
-                stmt = dialect_insert(conn, case_links).values(
-                    case_id=case_id,
-                    target=TARGET,
-                    remote_id=str(detection),
-                    url=None,
-                    state={},
-                    created_at=now,
-                    updated_at=now,
-                )
-                conn.execute(
-                    stmt.on_conflict_do_nothing(index_elements=["case_id", "target", "remote_id"])
-                )
+                store.link_case(conn, case_id, TARGET, str(detection), None, now)
                 effects.append(
                     update_effect(
                         case_id,

@@ -37,7 +37,6 @@ from casefold.outbox import store
 from casefold.outbox.extrahop_sync import linked_detections, update_effect
 from casefold.outbox.store import Effect
 from casefold.outbox.worker import Attempt, Delivered, RetryLater
-from casefold.store.db import dialect_insert
 from casefold.store.tables import case_comments, case_links, case_tags, cases, outbox
 
 log = logging.getLogger("casefold.outbox")
@@ -259,18 +258,7 @@ class JiraSync:
         now = datetime.now(UTC)
 
         def record(conn: Connection) -> None:
-            stmt = dialect_insert(conn, case_links).values(
-                case_id=case_id,
-                target=TARGET,
-                remote_id=key,
-                url=url,
-                state={},
-                created_at=now,
-                updated_at=now,
-            )
-            conn.execute(
-                stmt.on_conflict_do_nothing(index_elements=["case_id", "target", "remote_id"])
-            )
+            store.link_case(conn, case_id, TARGET, key, url, now)
             apply_ops(
                 conn,
                 [

@@ -244,6 +244,39 @@ def effects_for_case(conn: Connection, case_id: int, now: datetime) -> list[dict
     return [effect_dict(r, now) for r in rows]
 
 
+def list_effects(
+    conn: Connection,
+    now: datetime,
+    *,
+    state: str | None = None,
+    case_id: int | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """Effects, newest first, with their state in words."""
+    stmt = select(outbox).order_by(outbox.c.id.desc()).limit(limit)
+    if state is not None:
+        stmt = stmt.where(outbox.c.state == state)
+    if case_id is not None:
+        stmt = stmt.where(outbox.c.case_id == case_id)
+    return [effect_dict(r, now) for r in conn.execute(stmt)]
+
+
+def link_case(
+    conn: Connection, case_id: int, target: str, remote_id: str, url: str | None, now: datetime
+) -> None:
+    """Record the case's counterpart on another system (once)."""
+    stmt = dialect_insert(conn, case_links).values(
+        case_id=case_id,
+        target=target,
+        remote_id=remote_id,
+        url=url,
+        state={},
+        created_at=now,
+        updated_at=now,
+    )
+    conn.execute(stmt.on_conflict_do_nothing(index_elements=["case_id", "target", "remote_id"]))
+
+
 def links_for_case(conn: Connection, case_id: int) -> list[dict[str, Any]]:
     return [
         {"target": r.target, "id": r.remote_id, "url": r.url}

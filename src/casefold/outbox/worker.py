@@ -11,7 +11,6 @@ dead, with its reason, until someone retries it.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,6 +19,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
+from casefold.background import PassLoop
 from casefold.connectors.http import ProviderError, QuotaExceeded
 from casefold.outbox import store
 from casefold.store.writer import Writer
@@ -55,7 +55,10 @@ class RetryLater(Exception):
         self.seconds = seconds
 
 
-class DeliveryWorker:
+class DeliveryWorker(PassLoop):
+    thread_name = "casefold-outbox"
+    failure_message = "outbox delivery pass failed; trying again shortly"
+
     def __init__(
         self,
         engine: Engine,
@@ -69,69 +72,30 @@ class DeliveryWorker:
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.retry_base = retry_base
+        super().__init__(poll_seconds)
         self.engine = engine
         self.writer = writer
         self.handlers = dict(handlers)
         self.batch = batch
-        self.poll_seconds = poll_seconds
         self.lease = lease
         self.clock = clock or (lambda: datetime.now(UTC))
         self.delivered = 0
-        self._pass = threading.Lock()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        if not self.handlers or self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="casefold-outbox", daemon=True)
-        self._thread.start()
+    def enabled(self) -> bool:
+        return bool(self.handlers)
 
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(30)
-            self._thread = None
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                done = self.run_once()
-            except Exception:  # keep delivering after a store hiccup; say what happened
-                log.exception("outbox delivery pass failed; trying again shortly")
-                done = 0
-            if not done:
-                self._wake.wait(self.poll_seconds)
-                self._wake.clear()
-
-    def drain(self, max_passes: int = 1000) -> int:
-        """Deliver everything due now (tests and commands); returns how many were attempted."""
-        total = 0
-        for _ in range(max_passes):
-            done = self.run_once()
-            if not done:
-                break
-            total += done
-        return total
-
-    def run_once(self) -> int:
-        with self._pass:
-            now = self.clock()
-            rows = self.writer.run(
-                lambda conn: store.claim(
-                    conn, now, limit=self.batch, lease=self.lease, kinds=self.handlers
-                ),
-                timeout=None,
-            )
-            for row in rows:
-                self._deliver(row)
-            return len(rows)
+    def work(self) -> int:
+        """Claim a batch of due effects and deliver them one by one."""
+        now = self.clock()
+        rows = self.writer.run(
+            lambda conn: store.claim(
+                conn, now, limit=self.batch, lease=self.lease, kinds=self.handlers
+            ),
+            timeout=None,
+        )
+        for row in rows:
+            self._deliver(row)
+        return len(rows)
 
     def _deliver(self, row: Any) -> None:
         handler = self.handlers.get(row.kind)
