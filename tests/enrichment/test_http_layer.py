@@ -133,3 +133,11 @@ def test_sender_is_safe_across_threads(client):
         for t in threads:
             t.join()
     assert not errors and len(fake.requests) == 40
+
+
+def test_a_short_retry_after_that_outlasts_the_attempts_is_handed_to_the_caller(client):
+    with Scripted(*[Reply(429, {}, headers={"Retry-After": "7"})] * 3) as fake:
+        sleeps: list[float] = []
+        with pytest.raises(QuotaExceeded) as err:
+            sender(client, sleeps).request("GET", fake.url + "/x")
+    assert sleeps == [7.0, 7.0] and err.value.retry_after == 7.0  # the outbox waits it out

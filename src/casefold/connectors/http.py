@@ -187,6 +187,9 @@ class ProviderHTTP:
                     return response
             if attempt < policy.attempts:
                 self.sleep(wait if wait is not None else policy.delay(attempt))
+        if wait is not None:
+            # The last answer was a 429 with a Retry-After: the caller (the outbox) waits that.
+            raise QuotaExceeded(self.provider, f"{last} (after {policy.attempts} attempts)", wait)
         raise ProviderError(
             self.provider, f"{last} (after {policy.attempts} attempts)", retryable=True
         )
