@@ -165,3 +165,9 @@ def test_records_written_with_done_are_atomic_with_it(db):
 
     DeliveryWorker(engine, writer, {"test.deliver": deliver}, clock=clock).run_once()
     assert states(engine) == {"key-jira:1-0": "done", "key-follow-up-1": "pending"}
+
+
+def test_enqueue_counts_only_new_effects(db):
+    engine, writer = db
+    assert writer.run(lambda c: store.enqueue(c, [effect(0), effect(1)])) == 2
+    assert writer.run(lambda c: store.enqueue(c, [effect(0), effect(2)])) == 1

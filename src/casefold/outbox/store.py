@@ -68,9 +68,13 @@ def enqueue(conn: Connection, effects: Iterable[Effect], now: datetime | None = 
     ]
     if not rows:
         return 0
-    stmt = dialect_insert(conn, outbox).on_conflict_do_nothing(index_elements=["idempotency_key"])
-    result = conn.execute(stmt, rows)
-    return int(result.rowcount or 0) if result.rowcount and result.rowcount > 0 else len(rows)
+    stmt = (
+        dialect_insert(conn, outbox)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(outbox.c.id)
+    )
+    # RETURNING gives one row per effect actually written: the count is exact on both backends.
+    return len(conn.execute(stmt, rows).all())
 
 
 def claim(
