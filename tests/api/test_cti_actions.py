@@ -15,8 +15,8 @@ from fakes.abuseipdb import AbuseIPDBFake
 from fakes.misp import MISPFake
 from fakes.virustotal import EICAR_SHA256, VirusTotalFake, stats
 from support.alerts import sample
+from support.runs import only_run, post, process, steps_of
 
-URL = "/api/v1/alerts/wazuh"
 C2_IP = "116.163.24.195"
 OTHER_IP = "45.155.205.233"  # known to no provider
 ABUSE_KEY = "abuseipdb-key-0c41e7"
@@ -156,27 +156,6 @@ def make_api(api_factory, tmp_path: Path, abuse, vt, misp, *, retry: str = "", *
 @pytest.fixture
 def cti_api(api_factory, tmp_path, abuse, vt, misp):
     return make_api(api_factory, tmp_path, abuse, vt, misp)
-
-
-def post(api, alert: dict[str, Any]) -> int:
-    r = api.post(URL, json=alert)
-    assert r.status_code == 202, r.text
-    return r.json()["results"][0]["id"]
-
-
-def process(api) -> None:
-    api.fold()
-    api.runtime.playbooks.drain()
-
-
-def only_run(api, alert_id: int) -> dict[str, Any]:
-    runs = api.get(f"/api/v1/alerts/{alert_id}/runs").json()["items"]
-    assert len(runs) == 1, runs
-    return runs[0]
-
-
-def steps_of(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {s["ref"]: s for s in run["steps"]}
 
 
 def comments_about(api, run: dict[str, Any], ip: str) -> list[str]:

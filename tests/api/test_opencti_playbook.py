@@ -14,11 +14,11 @@ from fakes.opencti import OpenCTIFake
 from fakes.wazuh_api import WazuhAPIFake
 from fakes.wazuh_queue import QueueReceiver
 from support.alerts import sample
+from support.runs import only_run, post, process, steps_of
 from typer.testing import CliRunner
 
 from casefold.cli import app
 
-URL = "/api/v1/alerts/wazuh"
 TOKEN = "opencti-token-7f3a9c21d4"
 C2_IP = "116.163.24.195"
 C2_PATTERN = f"[ipv4-addr:value = '{C2_IP}']"
@@ -141,27 +141,6 @@ def settings_for(opencti: OpenCTIFake, *, token: str = TOKEN, **kw: Any) -> dict
 @pytest.fixture
 def pb_api(api_factory, opencti, queue):
     return api_factory(**settings_for(opencti, wazuh={"queue_socket": queue.path}))
-
-
-def post(api, alert: dict[str, Any]) -> int:
-    r = api.post(URL, json=alert)
-    assert r.status_code == 202, r.text
-    return r.json()["results"][0]["id"]
-
-
-def process(api) -> None:
-    api.fold()
-    api.runtime.playbooks.drain()
-
-
-def only_run(api, alert_id: int) -> dict[str, Any]:
-    runs = api.get(f"/api/v1/alerts/{alert_id}/runs").json()["items"]
-    assert len(runs) == 1, runs
-    return runs[0]
-
-
-def steps_of(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {s["ref"]: s for s in run["steps"]}
 
 
 # -- through the queue socket -------------------------------------------------------------------

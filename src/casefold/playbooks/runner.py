@@ -297,26 +297,26 @@ class Runner:
                 rendered = step.args.render(context, budget=self.budget)
                 result = spec.handler(dict(rendered), actx)
         except StepSkipped as skip:
-            return StepRecord(
-                step.ref,
-                step.action,
+            return self._record(
+                step,
                 SKIPPED,
-                attempts=attempt,
-                started_at=started,
-                duration_ms=int((time.perf_counter() - t0) * 1000),
-                input=redact(rendered, secrets),
+                attempt,
+                started,
+                t0,
+                rendered,
+                secrets,
                 result=redact(skip.result, secrets),
                 reason=f"skipped: {skip.reason}",
             )
         except Exception as exc:  # any failure of the action becomes the step's error
-            record = StepRecord(
-                step.ref,
-                step.action,
+            record = self._record(
+                step,
                 FAILED,
-                attempts=attempt,
-                started_at=started,
-                duration_ms=int((time.perf_counter() - t0) * 1000),
-                input=redact(rendered, secrets),
+                attempt,
+                started,
+                t0,
+                rendered,
+                secrets,
                 error=redact(_error_text(exc), secrets),
             )
             if _is_retryable(exc) and attempt < step.retry.max_attempts:
@@ -324,15 +324,31 @@ class Runner:
                 record.due = self.clock() + timedelta(seconds=step.retry.delay(attempt))
                 record.reason = f"retry {attempt + 1}/{step.retry.max_attempts}"
             return record
+        return self._record(
+            step, SUCCEEDED, attempt, started, t0, rendered, secrets, result=redact(result, secrets)
+        )
+
+    @staticmethod
+    def _record(
+        step: ActionStep,
+        status: str,
+        attempt: int,
+        started: datetime,
+        t0: float,
+        rendered: Any,
+        secrets: list[str],
+        **outcome: Any,
+    ) -> StepRecord:
+        """A step's record after an attempt: its input masked, its duration measured."""
         return StepRecord(
             step.ref,
             step.action,
-            SUCCEEDED,
+            status,
             attempts=attempt,
             started_at=started,
             duration_ms=int((time.perf_counter() - t0) * 1000),
             input=redact(rendered, secrets),
-            result=redact(result, secrets),
+            **outcome,
         )
 
     def _iterations(self, step: ActionStep, context: Mapping[str, Any]) -> list[dict[str, Any]]:
