@@ -114,6 +114,8 @@ class Sync:
         self.reconcile_seconds = conf.reconcile_seconds
         self._stop = threading.Event()
         self._reconciler: threading.Thread | None = None
+        for name, why in self.missing.items():
+            log.warning("%s sync is off: %s", name, why)
         if self.planners:
             event.listen(engine, "engine_connect", self._attach)
 
