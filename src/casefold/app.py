@@ -14,6 +14,7 @@ from casefold.api import cases as cases_api
 from casefold.api import enrichment as enrichment_api
 from casefold.api import errors
 from casefold.api import outbox as outbox_api
+from casefold.api import response as response_api
 from casefold.api import runs as runs_api
 from casefold.api import webhooks as webhooks_api
 from casefold.api.auth import require
@@ -53,6 +54,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = False) -> FastAPI:
     app.include_router(runs_api.router)
     app.include_router(enrichment_api.router)
     app.include_router(outbox_api.router)
+    app.include_router(response_api.router)
     app.include_router(webhooks_api.router)
 
     @app.get("/healthz", include_in_schema=False)

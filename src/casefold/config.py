@@ -155,6 +155,43 @@ class ExtraHopSettings(BaseModel):
     max_attempts: int = Field(8, ge=1, le=50)
 
 
+class ResponseSettings(BaseModel):
+    """Active response under policy: what may be acted on, how often, with whose approval."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    never_act_on: list[str] = Field(
+        default_factory=lambda: [
+            "127.0.0.0/8",
+            "::1/128",
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "192.168.0.0/16",
+            "169.254.0.0/16",
+            "100.64.0.0/10",
+            "fc00::/7",
+            "fe80::/10",
+        ],
+        description="Networks never blocked (besides Casefold's own and the Wazuh API host).",
+    )
+    protected_hosts: list[str] = Field(
+        default_factory=list, description="More hosts or networks never to act on."
+    )
+    cooldown_seconds: float = Field(900.0, ge=0, description="Between two actions on one target.")
+    max_per_hour: int = Field(20, ge=0, description="Responses executed per hour, all targets.")
+    require_approval: bool = Field(False, description="Responses wait for an analyst.")
+    approval_timeout_seconds: float = Field(3600.0, gt=0)
+    default_ttl_seconds: float = Field(3600.0, ge=0, description="Undo after this (0: never).")
+    dry_run: bool = Field(False, description="Record what would happen; act on nothing.")
+    firewall_block_url: str = ""
+    firewall_unblock_url: str = ""
+    firewall_method: str = "POST"
+    firewall_unblock_method: str = "DELETE"
+    firewall_body: dict[str, Any] | None = Field(
+        default_factory=lambda: {"ip": "{ip}", "ttl": "{ttl}", "reason": "{reason}"}
+    )
+    timeout: float = Field(10.0, gt=0, le=300)
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -247,6 +284,10 @@ class Settings(BaseModel):
     )
     webhook_events_file: Path | None = Field(
         None, description="Also write accepted webhook events as JSON lines here (for Wazuh)."
+    )
+    response: ResponseSettings = Field(
+        default_factory=ResponseSettings,
+        description="Active response policy, firewall API, undo TTL, approval.",
     )
     wazuh: WazuhSettings = Field(
         default_factory=WazuhSettings,

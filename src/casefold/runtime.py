@@ -22,7 +22,9 @@ from casefold.actions import cases as actions_cases
 from casefold.actions import core as actions_core
 from casefold.actions import cti as actions_cti
 from casefold.actions import outbound as actions_outbound
+from casefold.actions import response as actions_response
 from casefold.actions import wazuh as actions_wazuh
+from casefold.actions.wazuh import build_wazuh_api
 from casefold.config import Settings
 from casefold.enrichment.auto import AutoEnricher
 from casefold.enrichment.providers import build_enricher
@@ -36,6 +38,9 @@ from casefold.intake.sink import AlertSink
 from casefold.outbox.sync import Sync
 from casefold.playbooks.engine import PlaybookEngine
 from casefold.playbooks.library import PlaybookLibrary
+from casefold.response.executor import ResponseExecutor, build_firewall
+from casefold.response.policy import ResponsePolicy
+from casefold.response.service import ResponseService
 from casefold.sources.extrahop import check_risk_levels, parse_extrahop_detection
 from casefold.store.db import Checkpointer, make_engine, migrate
 from casefold.store.writer import Writer
@@ -59,7 +64,14 @@ def tune_gc() -> None:
 
 
 # The built-in actions register themselves on import.
-_ACTIONS = (actions_core, actions_cases, actions_cti, actions_wazuh, actions_outbound)
+_ACTIONS = (
+    actions_core,
+    actions_cases,
+    actions_cti,
+    actions_wazuh,
+    actions_outbound,
+    actions_response,
+)
 
 
 class Runtime:
@@ -77,8 +89,29 @@ class Runtime:
         # One HTTP client (connection pools) for every connector and playbook request.
         self.http = httpx.Client(timeout=30.0)
         self.enricher = build_enricher(settings, secrets, self.http, self.engine, self.writer)
+        # Active responses: the policy, and the executor the outbox delivers them with.
+        policy = ResponsePolicy(
+            settings.response,
+            own_hosts=[
+                h for h in (settings.host, settings.wazuh.api_url) if h not in ("", "0.0.0.0", "::")
+            ],
+        )
+        self.responses = ResponseService(settings.response, policy)
+        executor = ResponseExecutor(
+            self.engine,
+            self.responses,
+            wazuh=build_wazuh_api(settings, secrets, self.http),
+            firewall=build_firewall(settings.response, secrets, self.http),
+        )
         # Before the writer opens its connection: the outbox's planner rides on connections.
-        self.sync = Sync(settings, secrets, self.http, self.engine, self.writer)
+        self.sync = Sync(
+            settings,
+            secrets,
+            self.http,
+            self.engine,
+            self.writer,
+            extra_handlers=executor.handlers(),
+        )
         try:
             levels = check_risk_levels(settings.extrahop.risk_levels)
         except ValueError as exc:
@@ -115,6 +148,7 @@ class Runtime:
             workers=settings.playbook_workers,
             http_client=self.http,
             enricher=self.enricher,
+            responses=self.responses,
         )
         self.folder = Folder(
             self.rules, batch_size=settings.fold_batch_size, after_fold=self._after_fold

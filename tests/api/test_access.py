@@ -28,6 +28,10 @@ ROUTES = [
     ("POST", "/api/v1/alerts/github"),
     ("POST", "/api/v1/alerts/webhook/siem"),
     ("POST", "/api/v1/alerts/extrahop"),
+    ("GET", "/api/v1/responses"),
+    ("GET", "/api/v1/responses/1"),
+    ("POST", "/api/v1/responses/1/approve"),
+    ("POST", "/api/v1/responses/1/reject"),
 ]
 
 

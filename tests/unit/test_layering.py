@@ -32,6 +32,7 @@ FORBIDDEN: dict[str, set[str]] = {
     "enrichment": {"intake", "folding", "playbooks", "actions", "api", "app", "cli", "runtime"},
     "actions": {"intake", "folding", "playbooks", "api", "app", "cli", "runtime"},
     "playbooks": {"intake", "api", "app", "cli", "runtime"},
+    "response": {"intake", "folding", "playbooks", "api", "app", "cli", "runtime"},
     "outbox": {"intake", "folding", "playbooks", "api", "app", "cli", "runtime", "enrichment"},
     "wazuh_side": {"api", "app", "cli", "runtime", "intake", "folding", "cases", "store"},
 }

@@ -44,6 +44,7 @@ class ActionContext:
     enricher: Enricher | None = None  # threat-intel lookups: shared cache and budgets
     alert: Mapping[str, Any] | None = None  # the normalised alert the run is for
     wazuh: Any = None  # where wazuh.send_event delivers (actions.wazuh.WazuhSender)
+    responses: Any = None  # response.service.ResponseService: policy-checked active responses
     case_ops: list[CaseOp] = field(default_factory=list)  # case changes, applied in bulk
     # Set by an action that reached another system (not served from cache): the engine then
     # records the step at once, so a crash never makes the call again.

@@ -47,23 +47,33 @@ class WazuhSender:
         return {"via": "queue", "sent": len(frames), "socket": str(self.queue.socket_path)}
 
 
+def build_wazuh_api(
+    settings: Settings, secrets: Mapping[str, Mapping[str, str]], client: httpx.Client
+) -> WazuhAPI | None:
+    """The Wazuh API client, when `wazuh.api_url` and the secret wazuh_api are set."""
+    conf = settings.wazuh
+    creds = secrets.get(API_SECRET[0], {})
+    user, password = creds.get(API_SECRET[1]), creds.get(API_SECRET[2])
+    if not conf.api_url or not user or not password:
+        return None
+    if not conf.api_verify_tls:
+        client = httpx.Client(verify=False, timeout=conf.api_timeout)
+    # One attempt: a POST that timed out may have been acted on; sending it again would raise
+    # the alert (or run the response) twice. The caller's own retries decide.
+    http = ProviderHTTP("wazuh", client, RetryPolicy(attempts=1, timeout=conf.api_timeout))
+    return WazuhAPI(http, conf.api_url, user, password)
+
+
 def build_wazuh_sender(
     settings: Settings, secrets: Mapping[str, Mapping[str, str]], client: httpx.Client
 ) -> WazuhSender:
-    conf = settings.wazuh
-    if not conf.api_url:
-        return WazuhSender(QueueSender(conf.queue_socket), None)
-    creds = secrets.get(API_SECRET[0], {})
-    user, password = creds.get(API_SECRET[1]), creds.get(API_SECRET[2])
-    if not user or not password:
+    if not settings.wazuh.api_url:
+        return WazuhSender(QueueSender(settings.wazuh.queue_socket), None)
+    api = build_wazuh_api(settings, secrets, client)
+    if api is None:
         # Reported when a playbook sends, so that start-up never fails for an unused action.
         return WazuhSender(None, _MissingAPI())  # type: ignore[arg-type]
-    if not conf.api_verify_tls:
-        client = httpx.Client(verify=False, timeout=conf.api_timeout)
-    # One attempt: a POST /events that timed out may have been accepted; sending it again
-    # would raise the alert twice. The playbook step's own retry policy decides.
-    http = ProviderHTTP("wazuh", client, RetryPolicy(attempts=1, timeout=conf.api_timeout))
-    return WazuhSender(None, WazuhAPI(http, conf.api_url, user, password))
+    return WazuhSender(None, api)
 
 
 class _MissingAPI:

@@ -27,7 +27,13 @@ from typing import Any
 import httpx
 import orjson
 
-from casefold.connectors.http import ProviderError, ProviderHTTP, json_body, short_body
+from casefold.connectors.http import (
+    ProviderError,
+    ProviderHTTP,
+    json_body,
+    json_object,
+    short_body,
+)
 
 NAME = "wazuh"
 MAX_DATAGRAM = 65_535  # the framework's WazuhAnalysisdQueue.MAX_MSG_SIZE; analysisd takes 65 536
@@ -151,7 +157,8 @@ class QueueSender:
 
 
 class WazuhAPI:
-    """The Wazuh API's event ingestion (`POST /events`), with its JWT login."""
+    """The Wazuh API with its JWT login: event ingestion (`POST /events`), active responses
+    (`PUT /active-response`) and agent status (`GET /agents`)."""
 
     def __init__(
         self,
@@ -243,48 +250,170 @@ class WazuhAPI:
         return totals
 
     def _post_events(self, batch: list[str], *, accepted: int) -> dict[str, Any]:
+        response = self._authorized("POST", "/events", json={"events": batch})
+        progress = f" ({accepted} events accepted before)" if accepted else ""
+        if response.status_code != 200:
+            raise self._refusal(
+                response, "POST /events", "send events", "event:ingest", progress=progress
+            )
+        body = json_body(NAME, response)
+        if not isinstance(body, dict):
+            raise ProviderError(NAME, f"POST /events answered {short_body(response)}")
+        return body
+
+    def active_response(
+        self,
+        command: str,
+        *,
+        agents: list[str],
+        arguments: list[str] | None = None,
+        alert: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Run an active response on `agents` (`PUT /active-response`, wazuh.md §3.6).
+
+        `command` is an ar.conf name (`<name><timeout>`, e.g. `firewall-drop600`) or `!<script>`
+        in the agents' active-response/bin. `alert` reaches the script as `parameters.alert`;
+        stock scripts read e.g. `srcip` from its `data`. An alert document (a dict whose `data`
+        is an object, e.g. the triggering Wazuh alert) is sent as is; any other dict is taken as
+        that `data` and wrapped. Returns
+        `{"affected": [ids], "failed": [{"agent": id, "error": {...}}], "message": str}`:
+        agents Wazuh could not reach are reported, not raised, so the caller decides what a
+        partial success means. ValueError before sending for an empty agent list or agent 000.
+        """
+        if not isinstance(command, str) or not command.strip("!").strip():
+            raise ValueError("the command must be an ar.conf name or !<script>")
+        if any(c.isspace() or not c.isprintable() for c in command):
+            raise ValueError("the command must be a single word")
+        ids = _agent_ids(agents)
+        if "000" in ids:
+            # Wazuh only targets agents (id!=000): AR on the manager cannot go through the API.
+            raise ValueError("agent 000 (the manager) cannot run active responses via the API")
+        args = list(arguments or [])
+        if not all(isinstance(a, str) for a in args):
+            raise ValueError("the arguments must be strings")
+        body: dict[str, Any] = {"command": command, "arguments": args}
+        if alert is not None:
+            if not isinstance(alert, dict):
+                raise ValueError("the alert data must be an object")
+            # Callers hold either the whole alert or just its data; Wazuh wants the former.
+            body["alert"] = alert if isinstance(alert.get("data"), dict) else {"data": alert}
+        response = self._authorized(
+            "PUT", "/active-response", params={"agents_list": ",".join(ids)}, json=body
+        )
+        if response.status_code != 200:
+            raise self._refusal(
+                response, "PUT /active-response", "run active responses", "active-response:command"
+            )
+        data = json_object(NAME, response, "data")
+        failed: list[dict[str, Any]] = []
+        for item in data.get("failed_items") or []:
+            if not isinstance(item, dict):
+                continue
+            error = item.get("error") if isinstance(item.get("error"), dict) else {}
+            # Wazuh groups failures by error, each with the list of agent ids it hit.
+            item_ids = item.get("id")
+            for agent_id in item_ids if isinstance(item_ids, list) else [item_ids]:
+                failed.append({"agent": str(agent_id), "error": dict(error)})
+        return {
+            "affected": [str(a) for a in data.get("affected_items") or []],
+            "failed": failed,
+            "message": str(_envelope_message(response)),
+        }
+
+    def agents_status(self, ids: list[str]) -> dict[str, str]:
+        """Each known agent's status (active, disconnected, pending, never_connected).
+
+        Agents Wazuh does not know are left out of the answer.
+        """
+        wanted = _agent_ids(ids)
+        response = self._authorized(
+            "GET",
+            "/agents",
+            params={"agents_list": ",".join(wanted), "select": "id,status", "limit": 500},
+        )
+        if response.status_code != 200:
+            raise self._refusal(response, "GET /agents", "read agents", "agent:read")
+        data = json_object(NAME, response, "data")
+        return {
+            str(item["id"]): str(item.get("status") or "unknown")
+            for item in data.get("affected_items") or []
+            if isinstance(item, dict) and item.get("id") is not None
+        }
+
+    def _authorized(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+    ) -> httpx.Response:
+        """One API call with the JWT: logs in when needed, and once more on a 401."""
         fresh = False
         if self._token is None or self._clock() >= self._renew_at:
             self.authenticate()
             fresh = True
         while True:
             response = self.http.request(
-                "POST",
-                f"{self.base_url}/events",
+                method,
+                f"{self.base_url}{path}",
                 headers={"authorization": f"Bearer {self._token}", "accept": "application/json"},
-                json={"events": batch},
+                params=params,
+                json=json,
             )
             if response.status_code == 401 and not fresh:
                 # Revoked, or expired early (the server's timeout may be shorter): log in once.
                 self.authenticate()
                 fresh = True
                 continue
-            break
-        progress = f" ({accepted} events accepted before)" if accepted else ""
-        if response.status_code == 401:
-            raise ProviderError(
-                NAME,
-                f"POST /events refused a fresh token of user {self.username!r} (401): "
-                f"{_detail(response)}{progress}",
-                status=401,
+            return response
+
+    def _refusal(
+        self,
+        response: httpx.Response,
+        what: str,
+        action: str,
+        permission: str,
+        *,
+        progress: str = "",
+    ) -> ProviderError:
+        status = response.status_code
+        detail = _detail(response)
+        for secret in (self._password, self._token):
+            if secret:
+                detail = detail.replace(secret, "***")  # in case the server echoes one back
+        if status == 401:
+            message = (
+                f"{what} refused a fresh token of user {self.username!r} (401): {detail}{progress}"
             )
-        if response.status_code == 403:
-            raise ProviderError(
-                NAME,
-                f"user {self.username!r} may not send events (403, needs event:ingest): "
-                f"{_detail(response)}{progress}",
-                status=403,
+        elif status == 403:
+            message = (
+                f"user {self.username!r} may not {action} (403, needs {permission}): "
+                f"{detail}{progress}"
             )
-        if response.status_code != 200:
-            raise ProviderError(
-                NAME,
-                f"POST /events answered {response.status_code}: {_detail(response)}{progress}",
-                status=response.status_code,
-            )
-        body = json_body(NAME, response)
-        if not isinstance(body, dict):
-            raise ProviderError(NAME, f"POST /events answered {short_body(response)}")
-        return body
+        else:
+            message = f"{what} answered {status}: {detail}{progress}"
+        return ProviderError(NAME, message, status=status)
+
+
+def _agent_ids(agents: list[str]) -> list[str]:
+    """Wazuh's zero-padded agent ids, in order, without repeats; ValueError if there are none."""
+    if isinstance(agents, str | bytes) or not agents:
+        raise ValueError("name at least one agent id")
+    ids: list[str] = []
+    for agent in agents:
+        text = f"{agent:03d}" if isinstance(agent, int) and not isinstance(agent, bool) else agent
+        if not isinstance(text, str) or not text.isascii() or not text.isdigit():
+            raise ValueError(f"{agent!r} is not a Wazuh agent id")
+        text = text.zfill(3)
+        if text not in ids:
+            ids.append(text)
+    return ids
+
+
+def _envelope_message(response: httpx.Response) -> str:
+    body = json_body(NAME, response)
+    return str(body.get("message") or "") if isinstance(body, dict) else ""
 
 
 def _token_lifetime(token: str) -> float:

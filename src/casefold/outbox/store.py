@@ -44,6 +44,7 @@ class Effect:
     payload: dict[str, Any] = field(default_factory=dict)
     case_id: int | None = None
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    not_before: datetime | None = None  # a delayed effect (undo at the end of a TTL)
 
 
 def enqueue(conn: Connection, effects: Iterable[Effect], now: datetime | None = None) -> int:
@@ -60,7 +61,7 @@ def enqueue(conn: Connection, effects: Iterable[Effect], now: datetime | None = 
             "state": OUTBOX_PENDING,
             "attempts": 0,
             "max_attempts": e.max_attempts,
-            "next_attempt_at": now,
+            "next_attempt_at": e.not_before or now,
             "created_at": now,
             "updated_at": now,
         }
@@ -191,6 +192,9 @@ LABELS = {
     "jira.assign": "Jira assignee",
     "extrahop.update": "ExtraHop detection",
     "webhook.post": "Webhook",
+    "response.execute": "Response",
+    "response.undo": "Response undo",
+    "response.expire": "Approval deadline",
 }
 
 

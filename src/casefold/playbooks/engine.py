@@ -105,7 +105,9 @@ class PlaybookEngine:
         http_client: httpx.Client | None = None,
         enricher: Enricher | None = None,
         wazuh: WazuhSender | None = None,
+        responses: Any = None,
     ) -> None:
+        self.responses = responses  # response.service.ResponseService
         self.engine = engine
         self.writer = writer
         self.library = library
@@ -434,6 +436,7 @@ class PlaybookEngine:
             settings=self.settings,
             enricher=self.enricher,
             wazuh=self.wazuh,
+            responses=self.responses,
         )
 
     def _flush(

@@ -29,6 +29,7 @@ import casefold.actions.cases  # noqa: F401 - registers the cases.* actions
 import casefold.actions.core  # noqa: F401 - registers the core.* actions
 import casefold.actions.cti  # noqa: F401 - registers the cti.* actions
 import casefold.actions.outbound  # noqa: F401 - registers webhook.post
+import casefold.actions.response  # noqa: F401 - registers firewall.* and wazuh.active_response
 import casefold.actions.wazuh  # noqa: F401 - registers the wazuh.* actions
 from casefold.actions.context import ActionContext
 from casefold.cases.model import case_ref, higher_severity, severity_for_level

@@ -294,3 +294,42 @@ inbound_deliveries = Table(
     Column("delivery_id", String(200), primary_key=True),
     Column("received_at", DateTime(timezone=True), nullable=False),
 )
+
+# Response states.
+RESPONSE_AWAITING = "awaiting_approval"
+RESPONSE_QUEUED = "queued"  # allowed (or approved): the outbox executes it
+RESPONSE_ACTIVE = "active"  # executed; undone when its TTL ends
+RESPONSE_DONE = "done"  # executed, nothing to undo
+RESPONSE_UNDONE = "undone"
+RESPONSE_REFUSED = "refused"  # by policy (rule says which)
+RESPONSE_REJECTED = "rejected"  # by an analyst
+RESPONSE_EXPIRED = "expired"  # nobody approved in time
+RESPONSE_DRY_RUN = "dry_run"
+RESPONSE_FAILED = "failed"
+
+# Every active response asked for, with the policy's decision and what became of it.
+responses = Table(
+    "responses",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("case_id", Id, ForeignKey("cases.id", ondelete="SET NULL")),
+    Column("alert_id", Id),
+    Column("action", String(60), nullable=False),  # firewall.block_ip, wazuh.active_response
+    Column("target", String(200), nullable=False),  # the IP (or agent list) acted on
+    Column("params", JSON, nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("rule", String(60)),  # the policy rule that refused it
+    Column("reason", Text),
+    Column("requested_by", String(200), nullable=False),
+    Column("decided_by", String(200)),
+    Column("ttl_seconds", Integer),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("decided_at", DateTime(timezone=True)),
+    Column("executed_at", DateTime(timezone=True)),
+    Column("expires_at", DateTime(timezone=True)),
+    Column("undone_at", DateTime(timezone=True)),
+    Column("result", JSON),
+    Index("ix_responses_target", "target", "executed_at"),
+    Index("ix_responses_executed", "executed_at"),
+    Index("ix_responses_case", "case_id", "id"),
+)

@@ -1,4 +1,5 @@
-"""Wazuh-side pieces: the integratord script (integration.py) and its installer.
+"""Wazuh-side pieces: the integratord script (integration.py), the active-response script
+(casefold_block.py) and their installers.
 
 The script is shipped as package data and copied onto the manager as
 <ossec>/integrations/custom-casefold, with its URL and token in a conf file beside it so the token
@@ -11,6 +12,7 @@ import grp
 import json
 import os
 import pwd
+import shlex
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -180,4 +182,99 @@ def install_integration(
     )
 
 
-__all__ = ["InstallResult", "install_integration", "integration_script_text", "integration_xml"]
+AR_NAME = "casefold-block"
+
+
+def active_response_script_text() -> str:
+    """The packaged active-response script, as shipped (with its development shebang)."""
+    return resources.files(__name__).joinpath("casefold_block.py").read_text(encoding="utf-8")
+
+
+def _ar_launcher(wazuh_dir: Path) -> str:
+    """Lines that replace the shebang: a sh/Python polyglot.
+
+    execd execs the file directly. Managers have Wazuh's embedded Python, agents (where
+    location=local runs it) have none, so the shell part picks the first interpreter that exists.
+    For Python the block is a string literal, which is why the script cannot use __future__.
+    """
+    candidates = " ".join(
+        shlex.quote(p)
+        for p in (
+            str(wazuh_dir / "framework" / "python" / "bin" / "python3"),
+            "/usr/bin/python3",
+            "/usr/local/bin/python3",
+        )
+    )
+    return (
+        "#!/bin/sh\n"
+        '""":"\n'
+        f"for py in {candidates} python3; do\n"
+        '  command -v "$py" >/dev/null 2>&1 && exec "$py" "$0" "$@"\n'
+        "done\n"
+        f'echo "{AR_NAME}: no python3 found" >&2\n'
+        "exit 127\n"
+        '":"""\n'
+    )
+
+
+def active_response_xml(timeout: int = 3600) -> str:
+    """The <command> and an example <active-response> block for ossec.conf."""
+    return (
+        "<command>\n"
+        f"  <name>{AR_NAME}</name>\n"
+        f"  <executable>{AR_NAME}</executable>\n"
+        "  <timeout_allowed>yes</timeout_allowed>\n"
+        "</command>\n"
+        "\n"
+        "<!-- Example: block sshd brute force sources for an hour (adjust rules_id). -->\n"
+        "<active-response>\n"
+        f"  <command>{AR_NAME}</command>\n"
+        "  <location>local</location>\n"
+        "  <rules_id>5712,5763</rules_id>\n"
+        f"  <timeout>{timeout}</timeout>\n"
+        "</active-response>\n"
+    )
+
+
+def install_active_response(
+    target_dir: Path,
+    *,
+    owner_group: tuple[str, str] = ("root", WAZUH_ACCOUNT),
+    mode: int = 0o750,
+) -> tuple[Path, str]:
+    """Install casefold-block into <wazuh>/active-response/bin; return its path and the XML."""
+    target_dir = Path(target_dir)
+    if not target_dir.is_dir():
+        raise InvalidInputError(
+            f"Wazuh directory {target_dir} does not exist (use --wazuh-dir)", field="wazuh_dir"
+        )
+    bin_dir = target_dir / "active-response" / "bin"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    script_path = bin_dir / AR_NAME
+
+    body = active_response_script_text()
+    if body.startswith("#!"):
+        body = body.split("\n", 1)[1]
+    _write_atomic(script_path, (_ar_launcher(target_dir) + body).encode(), mode)
+
+    # Only root can give a file away; Wazuh's own AR binaries are root:wazuh 750.
+    if os.geteuid() == 0:
+        try:
+            uid = pwd.getpwnam(owner_group[0]).pw_uid
+            gid = grp.getgrnam(owner_group[1]).gr_gid
+        except KeyError:
+            pass  # no such user/group here (not a Wazuh host): leave ownership as is
+        else:
+            os.chown(script_path, uid, gid)
+    return script_path, active_response_xml()
+
+
+__all__ = [
+    "InstallResult",
+    "active_response_script_text",
+    "active_response_xml",
+    "install_active_response",
+    "install_integration",
+    "integration_script_text",
+    "integration_xml",
+]

@@ -1,0 +1,1 @@
+"""Active response under policy: decisions, approvals, execution and undo."""
