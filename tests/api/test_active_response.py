@@ -210,3 +210,46 @@ def test_wazuh_active_response_reports_each_agent(api_factory, tmp_path, agents,
             assert (
                 effect["state"] == "pending" and "no agent took the command" in effect["last_error"]
             )
+
+
+def test_the_undo_survives_a_restart(tmp_path, firewall):
+    from casefold.config import Settings
+    from casefold.runtime import Runtime
+
+    settings = Settings(
+        data_dir=tmp_path / "store",
+        response={
+            "firewall_block_url": f"{firewall.url}/api/block",
+            "firewall_unblock_url": f"{firewall.url}/api/block/{{ip}}",
+        },
+        secrets={"firewall": {"API_TOKEN": firewall.token}},
+    )
+    first = Runtime(settings)
+    first.start(folding=False)
+    try:
+        first.writer.run(
+            lambda conn: first.responses.request(
+                conn,
+                action="firewall.block_ip",
+                target="45.9.8.7",
+                params={"reason": "test"},
+                case_id=None,
+                alert_id=None,
+                actor="test",
+                ttl=60,
+            )
+        )
+        first.sync.worker.drain()
+        assert "45.9.8.7" in firewall.blocked
+    finally:
+        first.stop()  # Casefold goes down while the block is on
+    second = Runtime(settings)
+    second.start(folding=False)
+    try:
+        second.sync.worker.clock = lambda: datetime.now(UTC) + timedelta(minutes=2)
+        second.sync.worker.drain()
+        assert "45.9.8.7" not in firewall.blocked
+        with second.engine.connect() as conn:
+            assert second.responses.get(conn, 1)["state"] == "undone"
+    finally:
+        second.stop()
