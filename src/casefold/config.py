@@ -227,6 +227,12 @@ class Settings(BaseModel):
         description="How long a verified API token is trusted before the store is asked again "
         "(a revoked token stops working within this time).",
     )
+    web_session_hours: float = Field(
+        12.0,
+        gt=0,
+        le=720,
+        description="How long a web UI sign-in lasts before the user must sign in again.",
+    )
     fold_batch_size: int = Field(
         500,
         ge=1,

@@ -3,40 +3,15 @@
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Iterator
 
 import httpx
 import pytest
 from fakes.base import FakeRequest, Reply
 from fakes.wazuh_api import AR_ALL, AR_NONE, AR_SOME, WazuhAPIFake
+from support.clock import Clock
 
 from casefold.connectors.http import ProviderError, ProviderHTTP, RetryPolicy
 from casefold.connectors.wazuh_events import WazuhAPI
-
-
-class Clock:
-    def __init__(self, start: float = 1_700_000_000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def api(clock: Clock) -> Iterator[WazuhAPIFake]:
-    with WazuhAPIFake(clock=clock) as fake:
-        yield fake
-
-
-@pytest.fixture
-def client() -> Iterator[httpx.Client]:
-    with httpx.Client() as c:
-        yield c
 
 
 def make_api(

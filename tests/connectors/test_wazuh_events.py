@@ -15,6 +15,7 @@ import orjson
 import pytest
 from fakes.wazuh_api import ALL_SENT, WazuhAPIFake
 from fakes.wazuh_queue import QueueReceiver, parse_datagram
+from support.clock import Clock
 
 import casefold
 from casefold.connectors.http import ProviderError, ProviderHTTP, QuotaExceeded, RetryPolicy
@@ -188,31 +189,6 @@ def test_full_queue_recovers_when_drained() -> None:
 
 
 # --- API ----------------------------------------------------------------------------------
-
-
-class Clock:
-    def __init__(self, start: float = 1_700_000_000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def api(clock: Clock) -> Iterator[WazuhAPIFake]:
-    with WazuhAPIFake(clock=clock) as fake:
-        yield fake
-
-
-@pytest.fixture
-def client() -> Iterator[httpx.Client]:
-    with httpx.Client() as c:
-        yield c
 
 
 def make_api(

@@ -59,6 +59,35 @@ api_tokens = Table(
     Column("revoked_at", DateTime(timezone=True)),
 )
 
+# People who sign in to the web UI. Passwords are stored as argon2id hashes only.
+users = Table(
+    "users",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("role", String(20), nullable=False),
+    Column("password_hash", String(200), nullable=False),
+    Column("disabled", Boolean, nullable=False, server_default=text("false")),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_login_at", DateTime(timezone=True)),
+)
+
+# Web UI sessions: the cookie holds a random id, the store only its SHA-256, so a leaked database
+# cannot be replayed as cookies. A session belongs to a user, or to the API token signed in with.
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE")),
+    Column("token_id", Id, ForeignKey("api_tokens.id", ondelete="CASCADE")),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Index("ix_web_sessions_user", "user_id"),
+    Index("ix_web_sessions_token", "token_id"),
+    Index("ix_web_sessions_expires", "expires_at"),
+)
+
 alerts = Table(
     "alerts",
     metadata,

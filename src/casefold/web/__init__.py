@@ -1,0 +1,1 @@
+"""The analyst web UI: server-rendered pages, signed-in users and their sessions."""
