@@ -117,7 +117,9 @@ def load_session(conn: Connection, session_id: str | None) -> Session | None:
         if row.user_name is None or row.disabled:
             return None
         principal = Principal(name=row.user_name, role=Role(row.user_role))
-    return Session(principal=principal, csrf_token=row.csrf_token, via_token=row.token_id is not None)
+    return Session(
+        principal=principal, csrf_token=row.csrf_token, via_token=row.token_id is not None
+    )
 
 
 def end_session(conn: Connection, session_id: str) -> None:
