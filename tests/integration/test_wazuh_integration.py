@@ -430,9 +430,13 @@ def test_unanswered_request_times_out_and_spools(
     tmp_path: Path, hanging_server: str, make_alert: AlertMaker
 ) -> None:
     inst = install(tmp_path, hanging_server, "tok-hanging-abcdef")
+    # What starting the script costs on this machine right now (a run that exits at once):
+    # on a loaded machine the interpreter alone can take a second, which is not the script's.
+    startup = run_like_integratord(inst, make_alert(), "4.8", missing=True).elapsed
     run = run_like_integratord(inst, make_alert(), "4.8", timeout=2)
     assert run.rc == 0, run.out
-    assert run.elapsed < 3.0, run.elapsed  # the timeout covers the whole run
+    # the 2 s timeout covers the whole network phase: one hung request, never two
+    assert run.elapsed - startup < 2.5, (run.elapsed, startup)
     assert len(inst.spooled()) == 1
     assert "timed out" in inst.log_text()
 
@@ -440,7 +444,7 @@ def test_unanswered_request_times_out_and_spools(
     # queue behind the first, and the drain attempt counts against the same budget.
     inst.set_conf(timeout=2)
     run = run_like_integratord(inst, make_alert(), "4.7")
-    assert run.rc == 0 and run.elapsed < 3.0, run
+    assert run.rc == 0 and run.elapsed - startup < 2.5, (run, startup)
     assert len(inst.spooled()) == 2
     assert_token_hidden(inst, "tok-hanging-abcdef", run)
 
