@@ -58,16 +58,24 @@ def verify_github(secret: Secrets, body: bytes, header: str | None) -> None:
 
     `body` must be the raw request bytes, before any JSON parsing. Raises SignatureError.
     """
+    verify_hub_signature(secret, body, header, header_name=GITHUB_HEADER)
+
+
+def verify_hub_signature(
+    secret: Secrets, body: bytes, header: str | None, *, header_name: str
+) -> None:
+    """The `sha256=<hex>` HMAC-SHA256 scheme GitHub (X-Hub-Signature-256) and Jira's admin
+    webhooks (X-Hub-Signature) share. Raises SignatureError naming `header_name`."""
     keys = [s.encode("utf-8") for s in _secret_list(secret)]
     if header is None or not header.strip():
-        raise SignatureError(f"missing {GITHUB_HEADER} header")
+        raise SignatureError(f"missing {header_name} header")
     scheme, sep, hex_digest = header.strip().partition("=")
     if not sep or scheme.strip().lower() != "sha256":
-        # why: the legacy X-Hub-Signature (sha1=) is deliberately not accepted
-        raise SignatureError(f"{GITHUB_HEADER} must use the sha256= scheme")
+        # why: the legacy sha1= scheme is deliberately not accepted
+        raise SignatureError(f"{header_name} must use the sha256= scheme")
     received = _from_hex(hex_digest.strip())
     if received is None:
-        raise SignatureError(f"{GITHUB_HEADER} is not 64 hexadecimal digits")
+        raise SignatureError(f"{header_name} is not 64 hexadecimal digits")
     if not _any_match(received, (hmac.digest(key, body, hashlib.sha256) for key in keys)):
         raise SignatureError("signature does not match")
 

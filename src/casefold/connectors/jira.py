@@ -23,8 +23,6 @@ ProviderError's message, never the credentials.
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -40,6 +38,7 @@ from casefold.connectors.http import (
     refused,
     short_body,
 )
+from casefold.signing import SignatureError, verify_hub_signature
 
 NAME = "jira"
 CATEGORIES = ("new", "indeterminate", "done")  # Jira's statusCategory keys
@@ -616,14 +615,14 @@ def _inline(nodes: Sequence[Any]) -> str:
 
 def verify_signature(secret: str, body: bytes, header: str | None) -> bool:
     """Whether `X-Hub-Signature: sha256=<hex>` is the HMAC-SHA256 of the raw body under the
-    webhook's secret. Compared in constant time; no secret or no header is never valid."""
-    if not secret or not header:
+    webhook's secret (the scheme GitHub uses too). No secret or no header is never valid."""
+    if not secret:
         return False
-    scheme, _, given = header.strip().partition("=")
-    if scheme.lower() != "sha256" or not given:
+    try:
+        verify_hub_signature(secret, body, header, header_name="X-Hub-Signature")
+    except SignatureError:
         return False
-    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, given.strip().lower())
+    return True
 
 
 def issue_url(template: str, key: str) -> str:
