@@ -22,7 +22,7 @@ from casefold.api.fastpath import IntakeFastPath
 from casefold.api.responses import json_response
 from casefold.runtime import Runtime, tune_gc
 from casefold.sources.wazuh import parse_wazuh_alert
-from casefold.web import routes as web_routes
+from casefold.web import site as web_site
 
 
 def create_app(runtime: Runtime, *, manage_runtime: bool = False) -> FastAPI:
@@ -57,7 +57,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = False) -> FastAPI:
     app.include_router(outbox_api.router)
     app.include_router(response_api.router)
     app.include_router(webhooks_api.router)
-    web_routes.install(app)
+    web_site.install(app)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> Response:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from support.alerts import sshd_alert
+from support.web import PASSWORD, Web, build_web
 from typer.testing import CliRunner
 
 from casefold.access import Role, create_token, revoke_token
@@ -18,56 +17,10 @@ from casefold.app import create_app
 from casefold.cli import app as cli_app
 from casefold.config import Settings
 from casefold.runtime import Runtime
-from casefold.web.routes import SIGN_IN_FAILED
 from casefold.web.session import COOKIE
+from casefold.web.signin import SIGN_IN_FAILED
 from casefold.web.throttle import FailureThrottle
-from casefold.web.users import create_user, disable_user, hash_password, list_users
-
-PASSWORD = "correct horse battery"
-
-
-@dataclass
-class Web:
-    client: TestClient
-    runtime: Runtime
-    settings: Settings
-    admin_token: str
-
-    def create_user(self, name: str, role: Role = Role.ANALYST, password: str = PASSWORD) -> None:
-        hashed = hash_password(password)
-        self.runtime.writer.run(lambda conn: create_user(conn, name, role, hashed))
-
-    def login_csrf(self) -> str:
-        r = self.client.get("/login")
-        assert r.status_code == 200
-        m = re.search(r'name="csrf_token" value="([^"]+)"', r.text)
-        assert m, r.text
-        return m.group(1)
-
-    def sign_in(self, **fields: str) -> Any:
-        data = {"csrf_token": self.login_csrf(), **fields}
-        return self.client.post("/login", data=data, follow_redirects=False)
-
-    def csrf(self) -> str:
-        """The session's CSRF token, from the sign-out form on a signed-in page."""
-        r = self.client.get("/", follow_redirects=False)
-        assert r.status_code == 200, r.status_code
-        m = re.search(r'name="csrf_token" value="([^"]+)"', r.text)
-        assert m
-        return m.group(1)
-
-
-def _build(tmp_path: Path, database_url: str | None, base_url: str) -> Iterator[Web]:
-    settings = Settings(data_dir=tmp_path / "data", database_url=database_url)
-    runtime = Runtime(settings)
-    with TestClient(create_app(runtime, manage_runtime=True), base_url=base_url) as client:
-        token = (settings.data_dir / "admin-token").read_text().strip()
-        yield Web(client, runtime, settings, token)
-
-
-@pytest.fixture
-def web(tmp_path: Path, database_url: str | None) -> Iterator[Web]:
-    yield from _build(tmp_path, database_url, "http://testserver")
+from casefold.web.users import disable_user, list_users
 
 
 def _set_cookies(r: Any) -> list[str]:
@@ -128,7 +81,7 @@ def test_cli_creates_lists_and_disables_users(tmp_path: Path, database_url: str 
         ["user", "create", "--name", "cy", "--role", "viewer", "--password-stdin", *common],
         input=PASSWORD + "\n",
     )
-    for web in _build(tmp_path, database_url, "http://testserver"):
+    for web in build_web(tmp_path, database_url, "http://testserver"):
         assert web.sign_in(name="cy", password=PASSWORD).status_code == 303
         assert web.sign_in(name="ana", password=PASSWORD).status_code == 401
 
@@ -164,7 +117,7 @@ def test_sign_in_with_password_sets_a_strict_cookie(web: Web):
 
 
 def test_cookie_is_secure_over_https(tmp_path: Path, database_url: str | None):
-    for web in _build(tmp_path, database_url, "https://testserver"):
+    for web in build_web(tmp_path, database_url, "https://testserver"):
         web.create_user("ana")
         cookie = _session_cookie(web.sign_in(name="ana", password=PASSWORD)).lower()
         assert "secure" in cookie and "httponly" in cookie
@@ -305,7 +258,10 @@ def test_throttle_window_and_clear():
 def test_home_redirects_when_signed_out(web: Web):
     r = web.client.get("/", follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/login"
-    assert r.headers["content-security-policy"] == "default-src 'self'"
+    csp = r.headers["content-security-policy"]
+    # No inline script or style is allowed: nothing injected into a page can run.
+    assert "default-src 'self'" in csp and "unsafe-inline" not in csp
+    assert "frame-ancestors 'none'" in csp
 
 
 def test_home_lists_recent_cases_when_signed_in(web: Web):
@@ -330,7 +286,8 @@ def test_html_responses_carry_the_security_headers(web: Web):
     web.create_user("ana")
     web.sign_in(name="ana", password=PASSWORD)
     for r in (web.client.get("/"), web.client.get("/login", follow_redirects=False)):
-        assert r.headers["content-security-policy"] == "default-src 'self'"
+        csp = r.headers["content-security-policy"]
+        assert "default-src 'self'" in csp and "unsafe-inline" not in csp
         assert r.headers["x-frame-options"] == "DENY"
         assert r.headers["referrer-policy"] == "same-origin"
     r = web.client.post("/logout", data={}, follow_redirects=False)
