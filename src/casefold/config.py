@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
@@ -192,6 +192,57 @@ class ResponseSettings(BaseModel):
     timeout: float = Field(10.0, gt=0, le=300)
 
 
+SlaSeverity = Literal["informational", "low", "medium", "high", "critical", "fatal"]
+SLA_KINDS = ("acknowledge", "resolve")
+SlaSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+# Seconds from a case's creation; informational has none. A map in the config file is laid over
+# these (so tightening one severity keeps the others); a null value removes a target.
+_SLA_DEFAULTS: dict[str, dict[str, float]] = {
+    "acknowledge": {"fatal": 900, "critical": 900, "high": 3600, "medium": 14_400, "low": 86_400},
+    "resolve": {
+        "fatal": 14_400,
+        "critical": 14_400,
+        "high": 86_400,
+        "medium": 259_200,
+        "low": 604_800,
+    },
+}
+# How a target is switched off from the environment, where there is no YAML null.
+_SLA_OFF = ("", "none", "null", "off")
+
+
+class SlaSettings(BaseModel):
+    """Service-level targets per case severity, in seconds from the case's creation."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    acknowledge: dict[SlaSeverity, SlaSeconds] = Field(
+        default_factory=lambda: dict(_SLA_DEFAULTS["acknowledge"]),
+        description="Severity → seconds until the case must be acknowledged.",
+    )
+    resolve: dict[SlaSeverity, SlaSeconds] = Field(
+        default_factory=lambda: dict(_SLA_DEFAULTS["resolve"]),
+        description="Severity → seconds until the case must be resolved.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _over_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        data = dict(data)
+        for kind in SLA_KINDS:
+            given = data.get(kind)
+            if isinstance(given, Mapping):
+                merged = {**_SLA_DEFAULTS[kind], **given}
+                data[kind] = {
+                    sev: v
+                    for sev, v in merged.items()
+                    if v is not None and not (isinstance(v, str) and v.strip().lower() in _SLA_OFF)
+                }
+        return data
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -299,6 +350,13 @@ class Settings(BaseModel):
         default_factory=WazuhSettings,
         description="Where wazuh.send_event delivers: the analysisd queue socket or the API.",
     )
+    sla: SlaSettings = Field(
+        default_factory=SlaSettings,
+        description="Targets per severity for acknowledging and resolving cases (seconds).",
+    )
+    sla_check_seconds: float = Field(
+        30.0, ge=0, le=86_400, description="How often SLA breaches are looked for (0: never)."
+    )
 
     @property
     def playbooks_path(self) -> Path:
@@ -342,6 +400,8 @@ _MAPPING_SETTINGS = {
     "status_to_jira",
     "status_from_jira",
     "assignee_map",
+    "acknowledge",  # sla.acknowledge / sla.resolve as a whole
+    "resolve",
 }
 
 

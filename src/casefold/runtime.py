@@ -25,6 +25,7 @@ from casefold.actions import outbound as actions_outbound
 from casefold.actions import response as actions_response
 from casefold.actions import wazuh as actions_wazuh
 from casefold.actions.wazuh import build_wazuh_api
+from casefold.cases.sla import SlaTargets, SlaWatcher
 from casefold.config import Settings
 from casefold.enrichment.auto import AutoEnricher
 from casefold.enrichment.providers import build_enricher
@@ -150,6 +151,11 @@ class Runtime:
             enricher=self.enricher,
             responses=self.responses,
         )
+        # Missed acknowledge/resolve deadlines become timeline events (off: sla_check_seconds 0).
+        self.sla_targets = SlaTargets.from_settings(settings)
+        self.sla_watcher = SlaWatcher(
+            self.engine, self.writer, self.sla_targets, poll_seconds=settings.sla_check_seconds
+        )
         self.folder = Folder(
             self.rules, batch_size=settings.fold_batch_size, after_fold=self._after_fold
         )
@@ -188,6 +194,7 @@ class Runtime:
             self.folding.start()
             self.playbooks.start()
             self.auto_enrich.start()
+            self.sla_watcher.start()
             self.sync.start()
             if self.extrahop_poller is not None:
                 self.extrahop_poller.start()
@@ -198,6 +205,7 @@ class Runtime:
         if self._started:
             self.library.stop()
             self.auto_enrich.stop()
+            self.sla_watcher.stop()
             self.sync.stop()
             if self.extrahop_poller is not None:
                 self.extrahop_poller.stop()

@@ -12,6 +12,7 @@ ROUTES = [
     ("POST", "/api/v1/cases/CASE-1/comments"),
     ("GET", "/api/v1/cases/CASE-1/timeline"),
     ("GET", "/api/v1/cases/CASE-1/alerts"),
+    ("POST", "/api/v1/cases/CASE-1/merge"),
     ("GET", "/api/v1/alerts"),
     ("GET", "/api/v1/alerts/1"),
     ("POST", "/api/v1/alerts/wazuh"),

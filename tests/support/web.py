@@ -50,9 +50,34 @@ class Web:
         assert m
         return m.group(1)
 
+    def post_alerts(self, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Store alerts through the API and fold them (the worker would, a moment later)."""
+        r = self.client.post(
+            "/api/v1/alerts/wazuh",
+            json=alerts,
+            headers={"Authorization": f"Bearer {self.admin_token}"},
+        )
+        assert r.status_code == 202, r.text
+        self.runtime.folding.drain()
+        return list(r.json()["results"])
 
-def build_web(tmp_path: Path, database_url: str | None, base_url: str) -> Iterator[Web]:
-    settings = Settings(data_dir=tmp_path / "data", database_url=database_url)
+    def api(self, method: str, path: str, **kw: Any) -> Any:
+        """An API call as the admin token (cookies play no part in the API)."""
+        headers = {"Authorization": f"Bearer {self.admin_token}", **kw.pop("headers", {})}
+        return self.client.request(method, path, headers=headers, **kw)
+
+    def signed_in(self, name: str = "ana", role: Role = Role.ANALYST) -> str:
+        """Create a user, sign in as it and return the session's CSRF token."""
+        self.create_user(name, role)
+        r = self.sign_in(name=name, password=PASSWORD)
+        assert r.status_code == 303, r.text
+        return self.csrf()
+
+
+def build_web(
+    tmp_path: Path, database_url: str | None, base_url: str, **overrides: Any
+) -> Iterator[Web]:
+    settings = Settings(data_dir=tmp_path / "data", database_url=database_url, **overrides)
     runtime = Runtime(settings)
     with TestClient(create_app(runtime, manage_runtime=True), base_url=base_url) as client:
         token = (settings.data_dir / "admin-token").read_text().strip()

@@ -108,3 +108,28 @@ def test_a_misspelt_provider_stops_start_up_naming_it():
     with pytest.raises(ConfigError) as err:
         load_settings(overrides={"threat_intel": {"crowdsec": {"budget": [{"calls": -1}]}}})
     assert "threat_intel.crowdsec.budget" in str(err.value)
+
+
+def test_sla_targets_lay_over_the_defaults_and_are_checked():
+    s = load_settings(
+        environ={
+            "CASEFOLD_SLA__ACKNOWLEDGE__CRITICAL": "600",
+            "CASEFOLD_SLA__ACKNOWLEDGE__LOW": "none",
+            "CASEFOLD_SLA__RESOLVE": "{informational: 2592000}",
+            "CASEFOLD_SLA_CHECK_SECONDS": "0",
+        }
+    )
+    assert s.sla.acknowledge == {"fatal": 900, "critical": 600, "high": 3600, "medium": 14400}
+    assert s.sla.resolve["informational"] == 2592000
+    assert s.sla.resolve["low"] == 604800
+    assert s.sla_check_seconds == 0
+    assert "informational" not in load_settings(environ={}).sla.acknowledge
+    for env, needle in [
+        ({"CASEFOLD_SLA__ACKNOWLEDGE__HIGH": "0"}, "invalid setting sla.acknowledge.high"),
+        ({"CASEFOLD_SLA__RESOLVE__LOW": "-5"}, "invalid setting sla.resolve.low"),
+        ({"CASEFOLD_SLA__RESOLVE__SEVERE": "5"}, "invalid setting sla.resolve.severe"),
+        ({"CASEFOLD_SLA_CHECK_SECONDS": "-1"}, "invalid setting sla_check_seconds"),
+    ]:
+        with pytest.raises(ConfigError) as exc:
+            load_settings(environ=env)
+        assert needle in str(exc.value)

@@ -45,8 +45,9 @@ FORBIDDEN: dict[str, set[str]] = {
     "playbooks": {"intake", "api", "app", "cli", "runtime"},
     "response": {"intake", "folding", "playbooks", "api", "app", "cli", "runtime"},
     "outbox": {"intake", "folding", "playbooks", "api", "app", "cli", "runtime", "enrichment"},
-    # Pages read through the store and cases modules; they never reach into the API's internals.
-    "web": {"intake", "folding", "playbooks", "api", "cli", "runtime"},
+    # Pages read through the store, cases, outbox and playbook-history modules; they never reach
+    # into the API's internals.
+    "web": {"intake", "folding", "api", "cli", "runtime"},
     "wazuh_side": {"api", "app", "cli", "runtime", "intake", "folding", "cases", "store"},
 }
 

@@ -12,8 +12,8 @@ from casefold.access import Permission, Principal
 from casefold.api.auth import require
 from casefold.api.params import case_id_from_ref
 from casefold.api.responses import json_response
-from casefold.cases import queries, service
-from casefold.cases.model import PRIORITIES, SEVERITIES, STATUSES
+from casefold.cases import merge, queries, service
+from casefold.cases.model import PRIORITIES, SEVERITIES, STATUSES, parse_case_ref
 from casefold.errors import InvalidInputError
 from casefold.outbox import store as outbox_store
 
@@ -44,6 +44,13 @@ class CommentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     content: str = Field(min_length=1, max_length=25_000)
+
+
+class MergeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # Case references ("CASE-2") or ids (2); checked one by one so an error names its position.
+    cases: list[Any] = Field(min_length=1, max_length=merge.MAX_SOURCES)
 
 
 def _if_match(value: str | None) -> int | None:
@@ -140,6 +147,39 @@ def post_comment(
         lambda conn: service.add_comment(conn, case_id, comment.content, author=principal.name)
     )
     return json_response(created, 201)
+
+
+@router.post("/cases/{ref}/merge")
+def merge_cases(
+    request: Request,
+    ref: str,
+    body: MergeIn,
+    principal: Annotated[Principal, Depends(require(Permission.WRITE_CASES))],
+) -> Response:
+    """Merge the listed cases into this one; answer with this case as it is afterwards."""
+    case_id = case_id_from_ref(ref)
+    sources: list[int] = []
+    for i, item in enumerate(body.cases):
+        is_ref = isinstance(item, str | int) and not isinstance(item, bool)
+        parsed = parse_case_ref(item) if is_ref else None
+        if parsed is None:
+            raise InvalidInputError(
+                f"cases[{i}] must be a case reference like CASE-12, or its id",
+                field=f"cases[{i}]",
+            )
+        sources.append(parsed)
+    runtime = request.app.state.runtime
+    moved = runtime.writer.run(
+        lambda conn: merge.merge_cases(
+            conn, case_id, sources, actor=principal.name, now=datetime.now(UTC)
+        )
+    )
+    if moved["observables"]:
+        # Observables of closed sources were never enriched; under an open case they may be.
+        runtime.auto_enrich.rewind()
+    with runtime.engine.connect() as conn:
+        case = queries.get_case(conn, case_id)
+    return json_response(case, headers={"ETag": f'"{case["version"]}"'})
 
 
 @router.get("/cases/{ref}/timeline", dependencies=[Depends(require(Permission.READ))])

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from casefold.access import Permission
 from casefold.api.auth import require
 from casefold.api.responses import json_response
-from casefold.playbooks.engine import get_run, runs_for_alert
+from casefold.playbooks.history import get_run, runs_for_alert
 
 router = APIRouter(prefix="/api/v1")
 

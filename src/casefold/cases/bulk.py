@@ -6,6 +6,11 @@ shares them here instead: one read of the cases involved, then one write per kin
 semantics are those of `service`: one timeline event per changed field with old and new value,
 `version` bumped per change, closing a case releases its fold slot, tags from a playbook are
 added (never removed), comments on the timeline.
+
+The SLA times are kept here too, in the same statement as the change: `acknowledged_at` is set
+the first time the status leaves new/unknown or the case gets an assignee, and never cleared;
+`resolved_at` when the status becomes resolved or closed; reopening clears it and the resolve
+breach, so the resolve deadline can be breached again.
 """
 
 from __future__ import annotations
@@ -19,11 +24,21 @@ from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from casefold.cases import timeline
-from casefold.cases.model import OPEN, case_ref
+from casefold.cases.model import DONE, OPEN, UNACKNOWLEDGED, case_ref
 from casefold.errors import NotFoundError
 from casefold.store.tables import case_comments, case_tags, cases
 
 SCALARS = ("summary", "description", "status", "priority", "severity", "assignee")
+_WRITTEN = (
+    *SCALARS,
+    "fields",
+    "fold_open",
+    "version",
+    "updated_at",
+    "acknowledged_at",
+    "resolved_at",
+    "sla_resolve_breached_at",
+)
 
 
 @dataclass
@@ -110,6 +125,9 @@ def apply_ops(conn: Connection, ops: Iterable[CaseOp], now: datetime) -> None:
                 )
                 if new not in OPEN:
                     case["fold_open"] = False
+                _status_times(case, old, new, now)
+            elif name == "assignee" and new is not None and case["acknowledged_at"] is None:
+                case["acknowledged_at"] = now
             events.append(
                 timeline.event_row(
                     op.case_id, kind, actor=op.actor, field=name, old=old, new=new, at=now
@@ -163,20 +181,9 @@ def apply_ops(conn: Connection, ops: Iterable[CaseOp], now: datetime) -> None:
         conn.execute(
             update(cases)
             .where(cases.c.id == bindparam("c_id"))
-            .values(
-                **{
-                    name: bindparam(f"c_{name}")
-                    for name in (*SCALARS, "fields", "fold_open", "version", "updated_at")
-                }
-            ),
+            .values(**{name: bindparam(f"c_{name}") for name in _WRITTEN}),
             [
-                {
-                    "c_id": i,
-                    **{
-                        f"c_{name}": state[i][name]
-                        for name in (*SCALARS, "fields", "fold_open", "version", "updated_at")
-                    },
-                }
+                {"c_id": i, **{f"c_{name}": state[i][name] for name in _WRITTEN}}
                 for i in sorted(changed)
             ],
         )
@@ -195,3 +202,15 @@ def apply_ops(conn: Connection, ops: Iterable[CaseOp], now: datetime) -> None:
     if new_tags:
         conn.execute(insert(case_tags), new_tags)
     timeline.record(conn, events)
+
+
+def _status_times(case: dict[str, Any], old: str, new: str, now: datetime) -> None:
+    """The SLA times a status change sets or clears (see the module docstring)."""
+    if new not in UNACKNOWLEDGED and case["acknowledged_at"] is None:
+        case["acknowledged_at"] = now
+    if new in DONE:
+        if old not in DONE:  # resolved → closed keeps the time it was first done
+            case["resolved_at"] = now
+    elif old in DONE:
+        case["resolved_at"] = None
+        case["sla_resolve_breached_at"] = None

@@ -8,6 +8,9 @@ STATUSES = CASE_STATUSES
 PRIORITIES = CASE_PRIORITIES
 SEVERITIES = CASE_SEVERITIES
 OPEN = frozenset(OPEN_STATUSES)
+DONE = frozenset(s for s in STATUSES if s not in OPEN)  # resolved, closed
+# Until its status leaves these (or it gets an assignee) a case waits to be acknowledged.
+UNACKNOWLEDGED = frozenset(("new", "unknown"))
 
 # "unknown" and "other" say nothing about urgency, so they rank lowest.
 _SEVERITY_RANK = {

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 from casefold.cases.model import PRIORITIES, SEVERITIES, STATUSES, case_ref
 from casefold.errors import InvalidInputError, NotFoundError
 from casefold.store.tables import (
+    OPEN_STATUSES,
     alerts,
     case_comments,
     case_events,
@@ -152,6 +153,8 @@ def case_dict(row: Mapping[str, Any], tags: list[str]) -> dict[str, Any]:
         "last_seen": utc(row["last_seen"]),
         "created_at": utc(row["created_at"]),
         "updated_at": utc(row["updated_at"]),
+        "acknowledged_at": utc(row["acknowledged_at"]),
+        "resolved_at": utc(row["resolved_at"]),
         "fold": {"rule": row["fold_rule"], "key": row["fold_key"], "open": bool(row["fold_open"])},
         "version": row["version"],
     }
@@ -169,8 +172,7 @@ def _tags_for(conn: Connection, ids: list[int]) -> dict[int, list[str]]:
     return out
 
 
-def list_cases(
-    conn: Connection,
+def _case_conditions(
     *,
     status: Sequence[str] | None = None,
     priority: Sequence[str] | None = None,
@@ -181,13 +183,9 @@ def list_cases(
     source: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    sort: str = "-updated_at",
-    limit: int = 50,
-    cursor: str | None = None,
-) -> Page:
-    if not 1 <= limit <= MAX_LIMIT:
-        raise InvalidInputError(f"limit must be between 1 and {MAX_LIMIT}", field="limit")
-    _, desc, column = _sort_spec(sort, CASE_SORTS)
+    after_id: int | None = None,
+    sla_breached: bool = False,
+) -> list[Any]:
     conds: list[Any] = []
     if st := _choices(status, STATUSES, "status"):
         conds.append(cases.c.status.in_(st))
@@ -217,6 +215,32 @@ def list_cases(
         conds.append(cases.c.created_at >= since)
     if until:
         conds.append(cases.c.created_at < until)
+    if after_id is not None:
+        conds.append(cases.c.id > after_id)
+    if sla_breached:  # open cases that missed a deadline (set by the SLA watcher)
+        conds.append(cases.c.status.in_(OPEN_STATUSES))
+        conds.append(
+            or_(
+                cases.c.sla_ack_breached_at.is_not(None),
+                cases.c.sla_resolve_breached_at.is_not(None),
+            )
+        )
+    return conds
+
+
+def list_cases(
+    conn: Connection,
+    *,
+    sort: str = "-updated_at",
+    limit: int = 50,
+    cursor: str | None = None,
+    **filters: Any,
+) -> Page:
+    """Cases matching `filters` (see `_case_conditions`), one page in `sort` order."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInputError(f"limit must be between 1 and {MAX_LIMIT}", field="limit")
+    _, desc, column = _sort_spec(sort, CASE_SORTS)
+    conds = _case_conditions(**filters)
     if cursor:
         value, row_id = _decode_cursor(cursor, sort)
         conds.append(_keyset(column, cases.c.id, desc, value, row_id))
@@ -235,31 +259,78 @@ def list_cases(
     return Page(items, nxt)
 
 
-def get_case(conn: Connection, case_id: int) -> dict[str, Any]:
+def count_cases(conn: Connection, *, cap: int = 10_000, **filters: Any) -> tuple[int, bool]:
+    """How many cases match `filters`, counted up to `cap`: (count, whether the cap was hit).
+
+    A queue only needs "about how many": counting every match of a broad text search over a
+    large store would cost more than the page itself.
+    """
+    conds = _case_conditions(**filters)
+    inner = select(cases.c.id).where(*conds).limit(cap + 1).subquery()
+    n = int(conn.execute(select(func.count()).select_from(inner)).scalar_one())
+    return min(n, cap), n > cap
+
+
+def assignees(conn: Connection, limit: int = 200) -> list[str]:
+    """The names cases are assigned to (for pickers), read off the assignee index."""
+    stmt = (
+        select(cases.c.assignee)
+        .where(cases.c.assignee.is_not(None))
+        .group_by(cases.c.assignee)
+        .order_by(cases.c.assignee)
+        .limit(limit)
+    )
+    return [r[0] for r in conn.execute(stmt)]
+
+
+def max_case_id(conn: Connection) -> int:
+    return int(conn.execute(select(func.max(cases.c.id))).scalar_one() or 0)
+
+
+def case_header(conn: Connection, case_id: int) -> dict[str, Any]:
+    """The case's own fields and tags, without the lists that hang off it."""
     row = conn.execute(select(cases).where(cases.c.id == case_id)).mappings().first()
     if row is None:
         raise NotFoundError(f"{case_ref(case_id)} does not exist")
-    out = case_dict(row, _tags_for(conn, [case_id])[case_id])
-    out["observables"] = [
-        {
-            "type": r.type,
-            "value": r.value,
-            "kind": r.kind,
-            "public": r.public,
-            "first_seen": utc(r.first_seen),
-            "last_seen": utc(r.last_seen),
-            "alert_count": r.alert_count,
-            "verdict": r.verdict,
-            "verdicts": r.verdicts,
-            "enriched_at": utc(r.enriched_at) if r.enriched_at else None,
-        }
-        for r in conn.execute(
-            select(case_observables)
-            .where(case_observables.c.case_id == case_id)
-            .order_by(case_observables.c.type, case_observables.c.value)
-        )
-    ]
-    out["comments"] = [
+    return case_dict(row, _tags_for(conn, [case_id])[case_id])
+
+
+def _observable_dict(r: Any) -> dict[str, Any]:
+    return {
+        "type": r.type,
+        "value": r.value,
+        "kind": r.kind,
+        "public": r.public,
+        "first_seen": utc(r.first_seen),
+        "last_seen": utc(r.last_seen),
+        "alert_count": r.alert_count,
+        "verdict": r.verdict,
+        "verdicts": r.verdicts,
+        "enriched_at": utc(r.enriched_at) if r.enriched_at else None,
+    }
+
+
+def case_observables_list(
+    conn: Connection, case_id: int, *, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """A case's observables by type and value; `limit` caps a case with thousands of them."""
+    stmt = (
+        select(case_observables)
+        .where(case_observables.c.case_id == case_id)
+        .order_by(case_observables.c.type, case_observables.c.value)
+    )
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return [_observable_dict(r) for r in conn.execute(stmt)]
+
+
+def count_observables(conn: Connection, case_id: int) -> int:
+    stmt = select(func.count()).where(case_observables.c.case_id == case_id)
+    return int(conn.execute(stmt).scalar_one())
+
+
+def case_comments_list(conn: Connection, case_id: int) -> list[dict[str, Any]]:
+    return [
         {"id": r.id, "author": r.author, "content": r.content, "created_at": utc(r.created_at)}
         for r in conn.execute(
             select(case_comments)
@@ -267,7 +338,45 @@ def get_case(conn: Connection, case_id: int) -> dict[str, Any]:
             .order_by(case_comments.c.id)
         )
     ]
+
+
+def get_case(conn: Connection, case_id: int) -> dict[str, Any]:
+    out = case_header(conn, case_id)
+    out["observables"] = case_observables_list(conn, case_id)
+    out["comments"] = case_comments_list(conn, case_id)
     return out
+
+
+def _event_dict(r: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": r["id"],
+        "at": utc(r["at"]),
+        "actor": r["actor"],
+        "kind": r["kind"],
+        "field": r["field"],
+        "old": r["old"],
+        "new": r["new"],
+        "detail": r["detail"],
+    }
+
+
+def recent_events(
+    conn: Connection, case_id: int, *, before_id: int | None = None, limit: int = 100
+) -> tuple[list[dict[str, Any]], int | None]:
+    """The newest timeline events (before `before_id`), and the id to ask for older ones."""
+    conds: list[Any] = [case_events.c.case_id == case_id]
+    if before_id is not None:
+        conds.append(case_events.c.id < before_id)
+    rows = (
+        conn.execute(
+            select(case_events).where(*conds).order_by(case_events.c.id.desc()).limit(limit + 1)
+        )
+        .mappings()
+        .all()
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return [_event_dict(r) for r in rows], (rows[-1]["id"] if more else None)
 
 
 def case_timeline(
@@ -287,19 +396,7 @@ def case_timeline(
     )
     more = len(rows) > limit
     rows = rows[:limit]
-    items = [
-        {
-            "id": r["id"],
-            "at": utc(r["at"]),
-            "actor": r["actor"],
-            "kind": r["kind"],
-            "field": r["field"],
-            "old": r["old"],
-            "new": r["new"],
-            "detail": r["detail"],
-        }
-        for r in rows
-    ]
+    items = [_event_dict(r) for r in rows]
     return Page(items, _encode_cursor("timeline", None, rows[-1]["id"]) if more else None)
 
 

@@ -11,7 +11,15 @@ from sqlalchemy.engine import Connection
 
 from casefold.cases import timeline
 from casefold.cases.bulk import CaseOp, apply_ops
-from casefold.cases.model import OPEN, PRIORITIES, SEVERITIES, STATUSES, case_ref
+from casefold.cases.model import (
+    DONE,
+    OPEN,
+    PRIORITIES,
+    SEVERITIES,
+    STATUSES,
+    UNACKNOWLEDGED,
+    case_ref,
+)
 from casefold.errors import ConflictError, InvalidInputError, NotFoundError
 from casefold.store.db import dialect_insert
 from casefold.store.tables import case_comments, case_tags, cases
@@ -81,6 +89,11 @@ def open_case(
             fold_rule=fold_rule,
             fold_key=fold_key,
             fold_open=fold_rule is not None and status in OPEN,
+            # A case may be born assigned, in progress or even closed: its SLA clock says so.
+            acknowledged_at=now
+            if values["status"] not in UNACKNOWLEDGED or values["assignee"]
+            else None,
+            resolved_at=now if values["status"] in DONE else None,
         )
         .returning(cases.c.id)
     )

@@ -47,6 +47,11 @@ CASE_SEVERITIES = (
 )
 OPEN_STATUSES = ("unknown", "new", "in_progress", "on_hold", "other")
 
+# The predicates of the SLA watcher's partial indexes (its queries repeat them, so the planner
+# can use the indexes).
+SLA_ACK_WAITING = "acknowledged_at IS NULL AND sla_ack_breached_at IS NULL"
+SLA_RESOLVE_WAITING = "resolved_at IS NULL AND sla_resolve_breached_at IS NULL"
+
 api_tokens = Table(
     "api_tokens",
     metadata,
@@ -143,6 +148,13 @@ cases = Table(
     Column("fold_key", String(600)),
     Column("fold_open", Boolean, nullable=False, server_default=text("false")),
     Column("version", Integer, nullable=False, server_default="1"),
+    # SLA: when the case was first acknowledged (left new/unknown or got an assignee) and
+    # resolved (became resolved or closed; cleared on reopening), and when each deadline was
+    # breached (the deadline itself, written once by the SLA watcher).
+    Column("acknowledged_at", DateTime(timezone=True)),
+    Column("resolved_at", DateTime(timezone=True)),
+    Column("sla_ack_breached_at", DateTime(timezone=True)),
+    Column("sla_resolve_breached_at", DateTime(timezone=True)),
     Index(
         "ux_cases_fold_open",
         "fold_rule",
@@ -154,6 +166,48 @@ cases = Table(
     Index("ix_cases_status_updated", "status", "updated_at"),
     Index("ix_cases_updated", "updated_at", "id"),
     Index("ix_cases_assignee", "assignee"),
+    Index("ix_cases_created", "created_at", "id"),
+    # SLA dashboard: per severity, the cases created since a time, read from the index alone
+    # (one range per severity: no sort of every case in the window).
+    Index(
+        "ix_cases_sla_stats",
+        "severity",
+        "created_at",
+        "acknowledged_at",
+        "resolved_at",
+        "sla_ack_breached_at",
+        "sla_resolve_breached_at",
+    ),
+    # The SLA watcher: cases still waiting for a deadline, per severity by age. Partial, so
+    # the years of cases that are done (or already breached) are not in them.
+    Index(
+        "ix_cases_sla_ack_waiting",
+        "severity",
+        "created_at",
+        sqlite_where=text(SLA_ACK_WAITING),
+        postgresql_where=text(SLA_ACK_WAITING),
+    ),
+    Index(
+        "ix_cases_sla_resolve_waiting",
+        "severity",
+        "created_at",
+        sqlite_where=text(SLA_RESOLVE_WAITING),
+        postgresql_where=text(SLA_RESOLVE_WAITING),
+    ),
+    # Acknowledged or resolved lately: the watcher checks them for a deadline missed between
+    # two of its passes. Without the waiting cases (NULL), which the indexes above serve.
+    Index(
+        "ix_cases_acknowledged",
+        "acknowledged_at",
+        sqlite_where=text("acknowledged_at IS NOT NULL"),
+        postgresql_where=text("acknowledged_at IS NOT NULL"),
+    ),
+    Index(
+        "ix_cases_resolved",
+        "resolved_at",
+        sqlite_where=text("resolved_at IS NOT NULL"),
+        postgresql_where=text("resolved_at IS NOT NULL"),
+    ),
 )
 
 case_tags = Table(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
+import orjson
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -19,10 +22,58 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 
+# A one-line notice for the next page ("3 cases assigned to alice"), set on a redirect.
+FLASH_COOKIE = "casefold_flash"
+
 templates = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=select_autoescape(default=True),
 )
+
+
+def _as_utc(value: Any) -> datetime | None:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if not isinstance(value, datetime):
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def when(value: Any) -> str:
+    """A timestamp as analysts read it: UTC, to the second."""
+    at = _as_utc(value)
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if at else ""
+
+
+def ago(value: Any, now: datetime | None = None) -> str:
+    """How long ago, in the largest sensible unit ("4 min ago", "3 h ago", "12 d ago")."""
+    at = _as_utc(value)
+    if at is None:
+        return ""
+    seconds = ((now or datetime.now(UTC)) - at).total_seconds()
+    if seconds < 0:
+        return "just now" if seconds > -60 else "in the future"
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)} {unit} ago"
+    return "just now"
+
+
+def pretty_json(value: Any) -> str:
+    return orjson.dumps(
+        value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS, default=str
+    ).decode()
+
+
+def label(value: Any) -> str:
+    """An enum value as words: in_progress → in progress."""
+    return str(value).replace("_", " ") if value is not None else ""
+
+
+templates.filters.update(when=when, ago=ago, pretty_json=pretty_json, label=label)
 
 
 class SignInRequired(Exception):
@@ -39,10 +90,21 @@ class PageError(Exception):
 
 def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     context.setdefault("session", getattr(request.state, "web_session", None))
+    notice = request.cookies.get(FLASH_COOKIE)
+    context.setdefault("notice", unquote(notice) if notice else "")
+    context.setdefault("path", request.url.path)
     html = templates.get_template(template).render(**context)
-    return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+    response = HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+    if notice:
+        response.delete_cookie(FLASH_COOKIE, path="/")
+    return response
 
 
-def redirect(location: str) -> RedirectResponse:
+def redirect(location: str, notice: str = "") -> RedirectResponse:
     # 303: the browser follows with a GET, whatever the method was.
-    return RedirectResponse(location, status_code=303, headers=SECURITY_HEADERS)
+    response = RedirectResponse(location, status_code=303, headers=SECURITY_HEADERS)
+    if notice:
+        response.set_cookie(
+            FLASH_COOKIE, quote(notice[:300]), max_age=60, httponly=True, samesite="lax", path="/"
+        )
+    return response

@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request, Response
 from starlette.staticfiles import StaticFiles
 
-from casefold.web import queue, signin
+from casefold.web import case_page, dashboard, queue, signin
 from casefold.web.render import PageError, SignInRequired, page, redirect
 from casefold.web.throttle import FailureThrottle
 
@@ -19,6 +19,8 @@ def install(app: FastAPI) -> None:
     app.state.web_throttle = FailureThrottle(limit=10, window=300.0)
     app.include_router(signin.router)
     app.include_router(queue.router)
+    app.include_router(case_page.router)
+    app.include_router(dashboard.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.exception_handler(SignInRequired)

@@ -1,0 +1,65 @@
+"""Helpers shared by the command modules: the console, failing, settings, the runtime, options."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+
+from casefold.config import Settings, load_settings
+from casefold.errors import CasefoldError, ConfigError
+
+T = TypeVar("T")
+out = Console()
+
+DataDir = Annotated[
+    Path | None, typer.Option("--data-dir", help="Data directory (default ./casefold-data).")
+]
+DatabaseUrl = Annotated[
+    str | None, typer.Option("--database-url", help="postgresql://… to use PostgreSQL.")
+]
+ConfigFile = Annotated[Path | None, typer.Option("--config", help="YAML settings file.")]
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """One line saying why, on stderr, and a non-zero exit."""
+    # Plain stderr, never wrapped: scripts and Wazuh's logs read this as one line.
+    sys.stderr.write("casefold: " + " ".join(str(message).split()) + "\n")
+    raise typer.Exit(code)
+
+
+def settings_from(config: Path | None, **overrides: Any) -> Settings:
+    try:
+        return load_settings(config, overrides)
+    except ConfigError as exc:
+        fail(str(exc))
+
+
+@contextmanager
+def opened_runtime(settings: Settings) -> Iterator[Any]:
+    from casefold.runtime import Runtime  # keeps `casefold --help` fast
+
+    try:
+        runtime = Runtime(settings)
+        runtime.open_store()
+    except CasefoldError as exc:
+        fail(str(exc))
+    runtime.writer.start()
+    try:
+        yield runtime
+    except CasefoldError as exc:
+        fail(str(exc), 1)
+    finally:
+        runtime.stop()
+
+
+def guard(fn: Callable[[], T], code: int = 1) -> T:
+    try:
+        return fn()
+    except CasefoldError as exc:
+        fail(str(exc), code)
