@@ -43,7 +43,7 @@ from casefold.response.executor import ResponseExecutor, build_firewall
 from casefold.response.policy import ResponsePolicy
 from casefold.response.service import ResponseService
 from casefold.sources.extrahop import check_risk_levels, parse_extrahop_detection
-from casefold.store.db import Checkpointer, make_engine, migrate
+from casefold.store.db import Checkpointer, make_engine, migrate, refresh_statistics
 from casefold.store.writer import Writer
 
 log = logging.getLogger("casefold")
@@ -180,6 +180,7 @@ class Runtime:
             return
         try:
             migrate(self.engine)
+            refresh_statistics(self.engine)
         except OperationalError as exc:
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
             raise ConfigError("database_url", f"cannot open the database: {reason}") from exc

@@ -84,6 +84,10 @@ def test_pages_follow_the_next_link_without_repeats(web: Web, monkeypatch):
         m = re.search(r'<a href="([^"]+)" rel="next">', html)
         url = m.group(1).replace("&amp;", "&") if m else ""
     assert seen == ["CASE-1", "CASE-2", "CASE-3", "CASE-4", "CASE-5"]
+    # Counts: exact up to the cap; a text search only says whether more pages follow.
+    assert 'id="count">5 cases</p>' in web.client.get("/?sort=created_at").text
+    assert "2+ cases match" in web.client.get("/?q=authentication").text
+    assert "1 case match" in web.client.get("/?q=203.0.113.3").text
 
 
 def test_bulk_assign_and_status_change_every_selected_case(web: Web):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,25 @@ def migrate(engine: Engine) -> None:
         conn.commit()
 
 
+def refresh_statistics(engine: Engine) -> None:
+    """Give SQLite's query planner fresh table statistics (PostgreSQL's autovacuum does its own).
+
+    Without them SQLite guesses, and at 100,000 cases it guesses badly: a queue filtered by status
+    and severity sorted 4,000 rows instead of walking the updated-at index for 50 (29 ms against
+    1 ms). `analysis_limit` samples each index, so this takes milliseconds on any store size.
+    """
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA analysis_limit=1000")
+        analyzed = conn.exec_driver_sql(
+            "SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'"
+        ).first()
+        # A store never analysed gets a full (sampled) ANALYZE; later, only what changed enough.
+        conn.exec_driver_sql("PRAGMA optimize" if analyzed else "ANALYZE")
+        conn.commit()
+
+
 def schema_tables(engine: Engine) -> set[str]:
     return set(inspect(engine).get_table_names())
 
@@ -111,8 +131,11 @@ class Checkpointer:
         *,
         interval: float = 1.0,
         min_bytes: int = 4 * 1024 * 1024,
+        statistics_interval: float = 3600.0,
     ) -> None:
         self._engine = engine
+        self._statistics_interval = statistics_interval
+        self._statistics_at = time.monotonic()
         self._wal = Path(str(db_path) + "-wal")
         self._interval = interval
         self._min_bytes = min_bytes
@@ -139,6 +162,12 @@ class Checkpointer:
                     self.checkpoint()
             except Exception as exc:  # a busy database is retried next round
                 log.warning("WAL checkpoint failed: %s", exc)
+            if time.monotonic() - self._statistics_at >= self._statistics_interval:
+                self._statistics_at = time.monotonic()
+                try:
+                    refresh_statistics(self._engine)
+                except Exception as exc:  # plans stay as they were; tried again next interval
+                    log.warning("refreshing the query planner's statistics failed: %s", exc)
 
 
 def dialect_insert(conn: Connection, table: Table) -> Insert:

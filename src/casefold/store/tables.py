@@ -165,7 +165,7 @@ cases = Table(
     ),
     Index("ix_cases_status_updated", "status", "updated_at"),
     Index("ix_cases_updated", "updated_at", "id"),
-    Index("ix_cases_assignee", "assignee"),
+    Index("ix_cases_assignee_updated", "assignee", "updated_at", "id"),
     Index("ix_cases_created", "created_at", "id"),
     # SLA dashboard: per severity, the cases created since a time, read from the index alone
     # (one range per severity: no sort of every case in the window).
@@ -295,6 +295,7 @@ playbook_runs = Table(
     UniqueConstraint("alert_id", "playbook", name="uq_run_alert_playbook"),
     Index("ix_runs_queue", "status", "not_before"),
     Index("ix_runs_alert", "alert_id"),
+    Index("ix_runs_case", "case_id", "id"),
 )
 
 # Threat-intel answers, positive and negative, shared by every playbook and worker.

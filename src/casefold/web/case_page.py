@@ -129,7 +129,7 @@ async def case_page(request: Request, ref: str, session: Reader) -> Response:
         case = queries.case_header(conn, case_id)
         events, older = queries.recent_events(conn, case_id, before_id=before, limit=EVENTS_SHOWN)
         shown = queries.list_alerts(
-            conn, case_id=case_id, sort="-time", limit=ALERTS_SHOWN, cursor=alerts_after
+            conn, case_id=case_id, sort="-id", limit=ALERTS_SHOWN, cursor=alerts_after
         )
         observables = queries.case_observables_list(conn, case_id, limit=OBSERVABLES_SHOWN)
         response_rows = conn.execute(
