@@ -2317,7 +2317,7 @@ def main(argv: list[str] | None = None) -> int:
         "--data-dir", type=Path, help=f"the store, kept for reruns (default {DEFAULT_DATA_DIR})"
     )
     ap.add_argument(
-        "--database-url", help="serve from PostgreSQL (its seeding is not supported: see --help)"
+        "--database-url", help="PostgreSQL: not supported yet (seeding is SQLite only); refused"
     )
     ap.add_argument("--reseed", action="store_true", help="seed again even when the store is there")
     ap.add_argument(

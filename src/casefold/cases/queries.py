@@ -185,6 +185,7 @@ def _case_conditions(
     until: datetime | None = None,
     after_id: int | None = None,
     sla_breached: bool = False,
+    counting: bool = False,
 ) -> list[Any]:
     conds: list[Any] = []
     if st := _choices(status, STATUSES, "status"):
@@ -200,12 +201,14 @@ def _case_conditions(
             else cases.c.assignee == assignee
         )
     for t in tag or []:
-        # EXISTS rather than IN: the planner can then walk the sort order's index and stop at the
-        # page's end, instead of sorting every case that carries a common tag.
+        tagged = select(case_tags.c.case_id).where(case_tags.c.tag == t)
+        # A page wants EXISTS: the planner walks the sort order's index and stops at the page's
+        # end instead of sorting every case with a common tag. A count wants IN: it reads the
+        # tag's index once rather than probing it for every case (64 ms against 18 at 100k).
         conds.append(
-            select(case_tags.c.case_id)
-            .where(case_tags.c.case_id == cases.c.id, case_tags.c.tag == t)
-            .exists()
+            cases.c.id.in_(tagged)
+            if counting
+            else tagged.where(case_tags.c.case_id == cases.c.id).exists()
         )
     if text:
         pattern = f"%{text.lower()}%"
@@ -271,7 +274,7 @@ def count_cases(conn: Connection, *, cap: int = 10_000, **filters: Any) -> tuple
     A queue only needs "about how many": counting every match of a broad text search over a
     large store would cost more than the page itself.
     """
-    conds = _case_conditions(**filters)
+    conds = _case_conditions(counting=True, **filters)
     inner = select(cases.c.id).where(*conds).limit(cap + 1).subquery()
     n = int(conn.execute(select(func.count()).select_from(inner)).scalar_one())
     return min(n, cap), n > cap

@@ -166,6 +166,7 @@ cases = Table(
     Index("ix_cases_status_updated", "status", "updated_at"),
     Index("ix_cases_updated", "updated_at", "id"),
     Index("ix_cases_assignee_updated", "assignee", "updated_at", "id"),
+    Index("ix_cases_status_severity", "status", "severity"),
     Index("ix_cases_created", "created_at", "id"),
     # SLA dashboard: per severity, the cases created since a time, read from the index alone
     # (one range per severity: no sort of every case in the window).
