@@ -195,6 +195,12 @@ def test_outbox_states_show_and_a_dead_effect_can_be_retried(web: Web):
     state = web.api("GET", "/api/v1/outbox").json()["items"][0]
     assert state["attempts"] <= 1 and state["state"] != OUTBOX_DEAD
     assert web.client.post("/outbox/999/retry", data={"csrf_token": csrf}).status_code == 404
+    # An effect of no case (a playbook's webhook) goes back to the queue.
+    web.runtime.writer.run(lambda conn: conn.execute(update(outbox).values(case_id=None)))
+    r = web.client.post(
+        f"/outbox/{effect_id}/retry", data={"csrf_token": csrf}, follow_redirects=False
+    )
+    assert r.status_code == 303 and r.headers["location"] == "/"
 
 
 def test_playbook_runs_show_their_step_traces(web: Web):

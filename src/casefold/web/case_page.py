@@ -231,7 +231,9 @@ async def retry_effect(request: Request, effect_id: int, posted: CaseChange) -> 
     _, form = posted
     effect = await write_store(request, lambda conn: outbox_store.retry(conn, effect_id))
     runtime_of(request).sync.worker.wake()
-    back = local_path(form.get("back"), f"/cases/{case_ref(effect['case_id'])}#sync")
+    # Some effects belong to no case (a webhook posted by a playbook without one).
+    home = f"/cases/{case_ref(effect['case_id'])}#sync" if effect["case_id"] else "/"
+    back = local_path(form.get("back"), home)
     return redirect(back, f"{effect['summary']}.")
 
 
