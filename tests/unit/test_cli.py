@@ -67,6 +67,20 @@ def test_cases_list_and_show(tmp_path: Path):
     assert missing.exit_code == 1 and "CASE-9 does not exist" in missing.output
 
 
+def test_cases_show_prints_alert_text_as_text_not_markup(tmp_path: Path):
+    settings = Settings(data_dir=tmp_path / "d")
+    rt = Runtime(settings)
+    rt.start(folding=False)
+    alert = sshd_alert(0)
+    alert["data"]["srcuser"] = "[/bold]admin[red]"  # hostile: Rich would refuse or restyle it
+    receive(Parsed([Item(0, alert)], single=False), parse_wazuh_alert, rt.writer)
+    rt.folding.drain()
+    rt.stop()
+    shown = run("cases", "show", "CASE-1", "--data-dir", str(settings.data_dir))
+    assert shown.exit_code == 0, shown.output
+    assert "[/bold]admin[red]" in shown.output
+
+
 def test_wrong_setting_stops_with_one_line(tmp_path: Path):
     cfg = tmp_path / "c.yml"
     cfg.write_text("port: not-a-port\n")

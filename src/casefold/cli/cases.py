@@ -7,7 +7,9 @@ from typing import Annotated
 
 import orjson
 import typer
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from casefold.cli.common import (
     ConfigFile,
@@ -91,12 +93,15 @@ def cases_show(
             orjson.dumps(case, option=orjson.OPT_INDENT_2 | orjson.OPT_UTC_Z).decode() + "\n"
         )
         return
-    out.print(f"[bold]{case['ref']}[/bold] {case['summary']}", highlight=False)
+    # Summaries, assignees and observable values come from alerts: text, never Rich markup (a
+    # stray "[/x]" in an alert would otherwise crash the command).
+    out.print(f"[bold]{case['ref']}[/bold] {escape(case['summary'])}", highlight=False)
     out.print(
         f"status {case['status']} · severity {case['severity']} · priority "
         f"{case['priority']} · assignee {case['assignee'] or '-'} · alerts "
         f"{case['alert_count']}",
         highlight=False,
+        markup=False,
     )
     if case["tags"]:
         out.print("tags: " + ", ".join(case["tags"]), highlight=False, markup=False)
@@ -106,7 +111,7 @@ def cases_show(
         for o in case["observables"]:
             table.add_row(
                 o["type"],
-                o["value"],
+                Text(o["value"]),
                 "" if o["public"] is None else str(o["public"]),
                 str(o["alert_count"]),
             )
