@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from casefold.errors import CasefoldError, InvalidInputError
+from casefold.sources.alert_files import numbered_lines
 from casefold.sources.model import NormalizedAlert
 from casefold.sources.wazuh import MAX_LEVEL, parse_wazuh_alert
 from casefold.store.tables import alerts
@@ -191,9 +192,6 @@ def report_from_files(
     not an alert is counted with its line number; a file that breaks off (truncated gzip) is
     counted as one bad line and the next file is read.
     """
-    # Imported here: trial pulls in the playbook machinery, which the store path never needs.
-    from casefold.playbooks.trial import _lines
-
     paths = [Path(p) for p in paths]
     for path in paths:
         if not path.is_file():
@@ -203,7 +201,7 @@ def report_from_files(
         name = str(path)
         number = 0
         try:
-            for number, line in _lines(path, progress):
+            for number, line in numbered_lines(path, progress):
                 if not line.strip():
                     continue
                 try:

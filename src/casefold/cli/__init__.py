@@ -6,6 +6,7 @@ import typer
 
 from casefold.cli.access import token_app, user_app
 from casefold.cli.cases import cases_app
+from casefold.cli.ingest import ingest_command
 from casefold.cli.outbox import outbox_app
 from casefold.cli.playbooks import expr, playbook_app, replay_command, runs_app
 from casefold.cli.report import report_command
@@ -28,6 +29,7 @@ app.add_typer(outbox_app, name="outbox")
 
 # The top-level commands, in the order `casefold --help` lists them.
 app.command()(serve)
+app.command("ingest")(ingest_command)
 app.command("expr")(expr)
 app.command("replay")(replay_command)
 app.command("report")(report_command)

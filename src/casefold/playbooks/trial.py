@@ -15,11 +15,11 @@ from __future__ import annotations
 import gzip
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -44,6 +44,7 @@ from casefold.playbooks.engine import ENV_CONTEXT, trigger_context
 from casefold.playbooks.library import PlaybookLibrary
 from casefold.playbooks.model import Playbook, Trigger
 from casefold.playbooks.runner import SUCCEEDED, WAITING, Runner, StepRecord, redact
+from casefold.sources.alert_files import numbered_lines
 from casefold.sources.model import NormalizedAlert
 from casefold.sources.wazuh import parse_wazuh_alert
 
@@ -651,26 +652,6 @@ def _target(entry: Mapping[str, Any]) -> str:
     return f"{entry.get('method', 'GET')} {parts.scheme}://{parts.netloc}"
 
 
-def _lines(path: Path, progress: Callable[[int], None] | None) -> Iterator[tuple[int, bytes]]:
-    """(line number, line) of a plain or gzipped NDJSON file; progress gets on-disk bytes."""
-    with open(path, "rb") as disk:
-        stream: IO[bytes] = gzip.GzipFile(fileobj=disk) if path.suffix == ".gz" else disk
-        try:
-            seen = 0
-            for number, line in enumerate(stream, 1):
-                if progress is not None:
-                    pos = disk.tell()
-                    if pos != seen:
-                        progress(pos - seen)
-                        seen = pos
-                yield number, line
-            if progress is not None:
-                progress(disk.seek(0, 2) - seen)
-        finally:
-            if stream is not disk:
-                stream.close()
-
-
 def replay(
     paths: Iterable[Path],
     *,
@@ -705,7 +686,7 @@ def replay(
     for path in paths:
         number = 0
         try:
-            for number, line in _lines(path, progress):
+            for number, line in numbered_lines(path, progress):
                 if not line.strip():
                     continue
                 report.lines += 1
