@@ -63,3 +63,28 @@ def guard(fn: Callable[[], T], code: int = 1) -> T:
         return fn()
     except CasefoldError as exc:
         fail(str(exc), code)
+
+
+def input_files(files: list[Path]) -> int:
+    """Stop with one line if any file is missing (before anything is read); their total bytes."""
+    for path in files:
+        if not path.is_file():
+            fail(f"no such file: {path}")
+    return sum(path.stat().st_size for path in files)
+
+
+@contextmanager
+def byte_progress(label: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A transient progress bar on stderr over `total` bytes; yields the callback to advance it."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn(label),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.advance(task, n)

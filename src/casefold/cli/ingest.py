@@ -6,14 +6,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from casefold.cli.common import (
     ConfigFile,
     DatabaseUrl,
     DataDir,
-    fail,
+    byte_progress,
     guard,
+    input_files,
     opened_runtime,
     out,
     settings_from,
@@ -38,31 +38,13 @@ def ingest_command(
     Importing a file twice stores nothing new. Lines that are not alerts are reported with their
     file and line and skipped; the exit status is then 3. A missing file stops before anything
     is read (exit 2)."""
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
-
     from casefold.intake.files import ingest_files
 
-    for path in files:
-        if not path.is_file():
-            fail(f"no such file: {path}")
+    total = input_files(files)
     settings = settings_from(config, data_dir=data_dir, database_url=database_url)
-    total = sum(path.stat().st_size for path in files)
     with opened_runtime(settings) as runtime:
-        with Progress(
-            TextColumn("ingesting"),
-            BarColumn(),
-            DownloadColumn(),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-            transient=True,
-        ) as bar:
-            task = bar.add_task("ingest", total=total)
-            report = guard(
-                lambda: ingest_files(
-                    files, runtime.writer, progress=lambda n: bar.advance(task, n)
-                ),
-                code=2,
-            )
+        with byte_progress("ingesting", total) as advance:
+            report = guard(lambda: ingest_files(files, runtime.writer, progress=advance), code=2)
         if fold:
             runtime.folding.drain()
     out.print(

@@ -8,15 +8,16 @@ from typing import Annotated, Any
 
 import orjson
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from casefold.cli.common import (
     ConfigFile,
     DatabaseUrl,
     DataDir,
+    byte_progress,
     fail,
     guard,
+    input_files,
     opened_runtime,
     out,
     settings_from,
@@ -391,30 +392,17 @@ def replay_command(
     that would join them, and what the enabled playbooks would do. Nothing is stored or sent.
 
     Alerts repeated (same source, node and id) are counted once, as intake does."""
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
-
     from casefold.playbooks.trial import replay
 
     if not dry_run:
         fail("replay only supports --dry-run (nothing is written): add --dry-run")
-    for path in files:
-        if not path.is_file():
-            fail(f"no such file: {path}")
+    total = input_files(files)
     settings = settings_from(
         config, data_dir=data_dir, folding_rules=folding_rules, playbooks_dir=playbooks_dir
     )
-    total = sum(path.stat().st_size for path in files)
-    with Progress(
-        TextColumn("replaying"),
-        BarColumn(),
-        DownloadColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    ) as bar:
-        task = bar.add_task("replay", total=total)
+    with byte_progress("replaying", total) as advance:
         try:
-            report = replay(files, settings=settings, progress=lambda n: bar.advance(task, n))
+            report = replay(files, settings=settings, progress=advance)
         except CasefoldError as exc:
             fail(str(exc))
     result = report.to_dict()

@@ -8,15 +8,16 @@ from typing import Annotated, Any
 
 import orjson
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from casefold.cli.common import (
     ConfigFile,
     DatabaseUrl,
     DataDir,
+    byte_progress,
     fail,
     guard,
+    input_files,
     opened_runtime,
     out,
     settings_from,
@@ -93,24 +94,12 @@ _REPORT_BAR_BYTES = 8 * 1024 * 1024
 
 
 def _report_files(files: list[Path], total: int, since: Any, until: Any) -> Any:
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
-
     from casefold.report import report_from_files
 
     if total < _REPORT_BAR_BYTES:
         return report_from_files(files, since=since, until=until)
-    with Progress(
-        TextColumn("reading"),
-        BarColumn(),
-        DownloadColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    ) as bar:
-        task = bar.add_task("report", total=total)
-        return report_from_files(
-            files, since=since, until=until, progress=lambda n: bar.advance(task, n)
-        )
+    with byte_progress("reading", total) as advance:
+        return report_from_files(files, since=since, until=until, progress=advance)
 
 
 # `casefold report`: a top-level command, registered on the root app in casefold.cli.
@@ -140,10 +129,7 @@ def report_command(
     start = _parse_when("--since", since)
     end = _parse_when("--until", until)
     if files:
-        for path in files:
-            if not path.is_file():
-                fail(f"no such file: {path}")
-        total = sum(path.stat().st_size for path in files)
+        total = input_files(files)
         report = guard(lambda: _report_files(files, total, start, end), code=2)
     else:
         settings = settings_from(config, data_dir=data_dir, database_url=database_url)
