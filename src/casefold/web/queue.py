@@ -22,7 +22,7 @@ from casefold.cases.bulk import CaseOp, apply_ops
 from casefold.cases.merge import merge_cases
 from casefold.cases.model import PRIORITIES, SEVERITIES, STATUSES, case_ref, parse_case_ref
 from casefold.cases.service import validate_fields
-from casefold.cases.sla import SlaTargets, sla_badge
+from casefold.cases.sla import sla_badge
 from casefold.errors import InvalidInputError
 from casefold.web.deps import (
     CaseChange,
@@ -88,7 +88,7 @@ def with_badges(
     request: Request, items: list[dict[str, Any]], now: datetime
 ) -> list[dict[str, Any]]:
     """Each case with its SLA badge (the deadline it is working towards), if it has one."""
-    targets = SlaTargets.from_settings(runtime_of(request).settings)
+    targets = runtime_of(request).sla_targets
     return [{**c, "sla": sla_badge(c, targets, now)} for c in items]
 
 
