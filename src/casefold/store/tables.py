@@ -418,3 +418,48 @@ responses = Table(
     Index("ix_responses_executed", "executed_at"),
     Index("ix_responses_case", "case_id", "id"),
 )
+
+# Where each alerts.json tailer is: the file by (device, inode) and the offset after the last
+# consumed line, committed in the same transaction as the alerts it covers.
+tail_positions = Table(
+    "tail_positions",
+    metadata,
+    Column("name", String(255), primary_key=True),  # "<host>:<followed path>"
+    Column("path", Text, nullable=False),
+    Column("archive", Text),  # the dated file holding this inode, relative to the alerts dir
+    Column("device", BigInteger, nullable=False),
+    Column("inode", BigInteger, nullable=False),
+    Column("offset", BigInteger, nullable=False),
+    Column("file_size", BigInteger, nullable=False),  # size seen at the last commit (lag)
+    Column("lines", BigInteger, nullable=False),  # lines consumed, all files
+    Column("bad_lines", BigInteger, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Lines a tailer could not take (not JSON, not an alert), kept for an operator to look at.
+tail_rejects = Table(
+    "tail_rejects",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(255), nullable=False),
+    Column("file", Text, nullable=False),
+    Column("inode", BigInteger, nullable=False),
+    Column("offset", BigInteger, nullable=False),  # where the line starts
+    Column("length", BigInteger, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("excerpt", Text, nullable=False),  # the first 512 characters
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_tail_rejects_name", "name", "id"),
+)
+
+# Every running `casefold serve` / `casefold worker` process, by heartbeat.
+workers = Table(
+    "workers",
+    metadata,
+    Column("id", String(120), primary_key=True),  # "<host>:<pid>:<random>"
+    Column("role", String(20), nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("seen_at", DateTime(timezone=True), nullable=False),
+)
