@@ -17,7 +17,7 @@ import orjson
 
 from casefold.errors import InvalidInputError
 from casefold.intake.body import Item, Parsed
-from casefold.intake.receiver import receive
+from casefold.intake.receiver import prepare
 from casefold.sources.alert_files import numbered_lines
 from casefold.sources.wazuh import parse_wazuh_alert
 from casefold.store.writer import Writer
@@ -84,7 +84,9 @@ def _store(
     """Store one batch in one transaction; account for it; empty `pending`."""
     if not pending:
         return
-    result = receive(Parsed([item for _, item in pending], single=False), parse_wazuh_alert, writer)
+    prepared = prepare(Parsed([item for _, item in pending], single=False), parse_wazuh_alert)
+    stored = writer.run(prepared.store_counted) if prepared.rows else 0
+    result = prepared.finish_counted(stored)
     report.stored += result.accepted
     report.duplicates += result.duplicates
     for entry in result.results:

@@ -40,7 +40,9 @@ def alert_row(alert: NormalizedAlert, raw: Any, received_at: datetime) -> dict[s
         "agent_id": alert.agent_id[:64] if alert.agent_id else None,
         "agent_name": alert.agent_name[:255] if alert.agent_name else None,
         "state": ALERT_PENDING,
-        "normalized": alert.to_dict(),
+        # Encoded once here, straight from the dataclass (same JSON as `to_dict`, ~half the CPU);
+        # the JSON column's serializer passes a Fragment through untouched.
+        "normalized": orjson.Fragment(orjson.dumps(alert, option=orjson.OPT_UTC_Z)),
         "raw": orjson.dumps(raw).decode("utf-8"),
     }
 
@@ -80,3 +82,90 @@ def store_alerts(conn: Connection, rows: list[dict[str, Any]]) -> list[Receipt]:
         else:
             receipts.append(Receipt(inserted.get(key) or existing[key], duplicate=True))
     return receipts
+
+
+# Column order of the bulk insert below.
+_BULK_COLUMNS = (
+    "source",
+    "node",
+    "source_id",
+    "dedup_key",
+    "received_at",
+    "time_utc",
+    "time_original",
+    "level",
+    "rule_id",
+    "title",
+    "agent_id",
+    "agent_name",
+    "state",
+    "normalized",
+    "raw",
+)
+_SQLITE_BULK_INSERT = (
+    f"INSERT INTO alerts ({', '.join(_BULK_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in _BULK_COLUMNS)}) ON CONFLICT (dedup_key) DO NOTHING"
+)
+
+
+def store_alerts_counted(conn: Connection, rows: list[dict[str, Any]]) -> int:
+    """Insert rows (from `alert_row`) without receipts; return how many were new.
+
+    For file intake (the tailer, `casefold ingest`), where nobody waits for alert ids. On SQLite
+    the rows go straight to the driver: SQLAlchemy's per-row parameter processing cost as much as
+    SQLite's own insert, and the tailer's throughput is bounded by this loop.
+    """
+    if not rows:
+        return 0
+    received = datetime.now(UTC)
+    if conn.dialect.name != "sqlite":
+        for row in rows:
+            row["received_at"] = received
+        stmt = (
+            dialect_insert(conn, alerts)
+            .on_conflict_do_nothing(index_elements=["dedup_key"])
+            .returning(alerts.c.id)  # why: psycopg reports no rowcount for executemany
+        )
+        return len(conn.execute(stmt, rows).all())
+    stamp = _sqlite_time(received)
+    params = [
+        (
+            row["source"],
+            row["node"],
+            row["source_id"],
+            row["dedup_key"],
+            stamp,
+            _sqlite_time(row["time_utc"]),
+            row["time_original"],
+            row["level"],
+            row["rule_id"],
+            row["title"],
+            row["agent_id"],
+            row["agent_name"],
+            row["state"],
+            _json_text(row["normalized"]),
+            row["raw"],
+        )
+        for row in rows
+    ]
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None
+    before = dbapi.total_changes
+    conn.exec_driver_sql(_SQLITE_BULK_INSERT, params)
+    return int(dbapi.total_changes - before)
+
+
+def _sqlite_time(value: datetime) -> str:
+    """A UTC datetime as SQLAlchemy's SQLite DateTime type stores it (so range queries agree)."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC)
+    return (
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d} "
+        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}"
+    )
+
+
+def _json_text(value: Any) -> str:
+    if isinstance(value, orjson.Fragment):
+        return orjson.dumps(value).decode("utf-8")
+    return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode("utf-8")

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 
 from casefold.errors import InvalidAlertError, InvalidInputError
 from casefold.intake.body import Parsed
-from casefold.intake.persist import Receipt, alert_row, store_alerts
+from casefold.intake.persist import Receipt, alert_row, store_alerts, store_alerts_counted
 from casefold.sources.model import NormalizedAlert
 from casefold.store.writer import Writer
 
@@ -55,6 +55,16 @@ class Prepared:
 
     def store(self, conn: Connection) -> list[Receipt]:
         return store_alerts(conn, self.rows)
+
+    def store_counted(self, conn: Connection) -> int:
+        """Store without receipts (file intake); returns how many alerts were new."""
+        return store_alerts_counted(conn, self.rows)
+
+    def finish_counted(self, stored: int) -> IntakeResult:
+        """Account for a `store_counted`: per-item ids are unknown, the totals are exact."""
+        self.result.accepted += stored
+        self.result.duplicates += len(self.rows) - stored
+        return self.result
 
     def finish(self, receipts: list[Receipt]) -> IntakeResult:
         for slot, receipt in zip(self.slots, receipts, strict=True):

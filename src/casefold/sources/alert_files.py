@@ -11,6 +11,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
+# Lines between two progress reports: a report per line cost a tenth of `casefold ingest`.
+PROGRESS_EVERY = 256
+
 
 def numbered_lines(
     path: Path, progress: Callable[[int], None] | None = None
@@ -25,7 +28,7 @@ def numbered_lines(
         try:
             seen = 0
             for number, line in enumerate(stream, 1):
-                if progress is not None:
+                if progress is not None and number % PROGRESS_EVERY == 0:
                     pos = disk.tell()
                     if pos != seen:
                         progress(pos - seen)

@@ -190,29 +190,39 @@ def alert_content_hash(raw: dict[str, Any]) -> str:
 def extract_observables(raw: dict[str, Any]) -> ObservableSet:
     """Observables of a Wazuh alert (wazuh.md §B.10, external-apis.md §1.2), de-duplicated."""
     found = ObservableSet()
+    # One walk collects every field we look at, visiting only keys the alert has; looking each
+    # dotted path up separately was a third of intake CPU.
+    values: dict[str, Any] = {}
+    _collect(_FIELD_TREE, raw, values)
+    if not values:
+        return found
+    get = values.get
 
     for path in _IP_FIELDS:
-        found.add_ip(_get(raw, path), path)
-    _add_dns_answers(found, raw)
-    for info in parse_query_results(_get(raw, "data.win.eventdata.queryResults")):
+        if path in values:
+            found.add_ip(values[path], path)
+    _add_dns_answers(found, get("data.dns.answers"))
+    for info in parse_query_results(get("data.win.eventdata.queryResults")):
         found.add(
             "ip", info.value, "data.win.eventdata.queryResults", kind=info.kind, public=info.public
         )
 
     for path, kind in _HASH_FIELDS[:3]:  # syscheck first: it is the file the alert is about
-        found.add_hash(_get(raw, path), path, kind)
-    for kind, digest in parse_sysmon_hashes(_get(raw, "data.win.eventdata.hashes")):
+        if path in values:
+            found.add_hash(values[path], path, kind)
+    for kind, digest in parse_sysmon_hashes(get("data.win.eventdata.hashes")):
         found.add("hash", digest, "data.win.eventdata.hashes", kind=kind)
     for path, kind in _HASH_FIELDS[3:]:
-        found.add_hash(_get(raw, path), path, kind)
+        if path in values:
+            found.add_hash(values[path], path, kind)
 
     for path in _DOMAIN_FIELDS:
-        domain = normalize_domain(_get(raw, path))
+        domain = normalize_domain(get(path))
         if domain is not None:
             found.add("domain", domain, path)
 
     for path in _PLAIN_USER_FIELDS + _WINDOWS_USER_FIELDS:
-        user = _get(raw, path)
+        user = get(path)
         if not isinstance(user, str):
             continue
         user = user.strip()
@@ -221,10 +231,10 @@ def extract_observables(raw: dict[str, Any]) -> ObservableSet:
         if user.lower() not in _NON_USERS:
             found.add("user", user, path)
 
-    url = normalize_url(_get(raw, "data.url"))
+    url = normalize_url(get("data.url"))
     if url is not None:
         found.add("url", url, "data.url")
-    execve = _get(raw, "data.audit.execve")
+    execve = get("data.audit.execve")
     if isinstance(execve, dict):
         for key, arg in execve.items():
             url = normalize_url(arg)
@@ -232,7 +242,9 @@ def extract_observables(raw: dict[str, Any]) -> ObservableSet:
                 found.add("url", url, f"data.audit.execve.{key}")
 
     for path in _HOSTNAME_FIELDS:
-        value = _get(raw, path)
+        if path not in values:
+            continue
+        value = values[path]
         host = normalize_hostname(value)
         if host is not None:
             found.add("hostname", host, path)
@@ -240,6 +252,47 @@ def extract_observables(raw: dict[str, Any]) -> ObservableSet:
             # why: a syslog predecoder "hostname" is often the sender's IP address
             found.add_ip(value, path)
     return found
+
+
+def _field_tree(paths: tuple[str, ...]) -> dict[str, Any]:
+    """Nested dict of the dotted paths: inner nodes are dicts, leaves are the path itself."""
+    tree: dict[str, Any] = {}
+    for path in paths:
+        *parents, last = path.split(".")
+        node = tree
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[last] = path
+    return tree
+
+
+def _collect(tree: dict[str, Any], obj: dict[str, Any], out: dict[str, Any]) -> None:
+    """Every path of `tree` present in `obj` (and not null), into `out`."""
+    for key, sub in tree.items():
+        value = obj.get(key)
+        if value is None:
+            continue
+        if sub.__class__ is str:
+            out[sub] = value
+        elif isinstance(value, dict):
+            _collect(sub, value, out)
+
+
+_FIELD_TREE = _field_tree(
+    (
+        *_IP_FIELDS,
+        "data.dns.answers",
+        "data.win.eventdata.queryResults",
+        *(path for path, _kind in _HASH_FIELDS),
+        "data.win.eventdata.hashes",
+        *_DOMAIN_FIELDS,
+        *_PLAIN_USER_FIELDS,
+        *_WINDOWS_USER_FIELDS,
+        "data.url",
+        "data.audit.execve",
+        *_HOSTNAME_FIELDS,
+    )
+)
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -288,15 +341,6 @@ def _source_id(raw: dict[str, Any]) -> str:
     return alert_content_hash(raw)
 
 
-def _get(obj: Any, path: str) -> Any:
-    """Value at a dotted path through nested dicts, or None."""
-    for key in path.split("."):
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(key)
-    return obj
-
-
 def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
@@ -325,8 +369,7 @@ def _str_list(value: Any) -> list[str]:
     return [text for item in value if (text := _text(item)) is not None]
 
 
-def _add_dns_answers(found: ObservableSet, raw: dict[str, Any]) -> None:
-    answers = _get(raw, "data.dns.answers")
+def _add_dns_answers(found: ObservableSet, answers: Any) -> None:
     if isinstance(answers, dict):
         answers = [answers]
     if not isinstance(answers, list):
