@@ -13,6 +13,7 @@ from casefold.api import alerts as alerts_api
 from casefold.api import cases as cases_api
 from casefold.api import enrichment as enrichment_api
 from casefold.api import errors
+from casefold.api import metrics as metrics_api
 from casefold.api import outbox as outbox_api
 from casefold.api import response as response_api
 from casefold.api import runs as runs_api
@@ -57,6 +58,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = False) -> FastAPI:
     app.include_router(outbox_api.router)
     app.include_router(response_api.router)
     app.include_router(webhooks_api.router)
+    app.include_router(metrics_api.router)
     web_site.install(app)
 
     @app.get("/healthz", include_in_schema=False)

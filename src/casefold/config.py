@@ -257,6 +257,15 @@ class Settings(BaseModel):
     )
     host: str = Field("127.0.0.1", description="Address the HTTP server listens on.")
     port: int = Field(8800, ge=0, le=65535, description="Port the HTTP server listens on.")
+    metrics_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="Port of a separate, unauthenticated Prometheus /metrics listener (0: off).",
+    )
+    metrics_host: str = Field(
+        "127.0.0.1", description="Address the metrics listener binds to (keep it private)."
+    )
     max_body_bytes: int = Field(
         10 * 1024 * 1024, ge=1024, description="Largest request body accepted; larger gets 413."
     )

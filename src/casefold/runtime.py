@@ -36,6 +36,7 @@ from casefold.folding.worker import FoldingWorker
 from casefold.intake.extrahop_poll import ExtraHopPoller
 from casefold.intake.localfile import JsonLinesWriter
 from casefold.intake.sink import AlertSink
+from casefold.metrics import MetricsExporter
 from casefold.outbox.sync import Sync
 from casefold.playbooks.engine import PlaybookEngine
 from casefold.playbooks.library import PlaybookLibrary
@@ -161,6 +162,10 @@ class Runtime:
         )
         self.folding = FoldingWorker(self.writer, self.folder)
         self.tokens = TokenVerifier(self.engine, settings.token_cache_seconds)
+        # /metrics, and the plain listener when metrics_port is set.
+        self.metrics = MetricsExporter(
+            self.engine, host=settings.metrics_host, port=settings.metrics_port
+        )
         self.checkpointer = (
             Checkpointer(self.engine, Path(self.engine.url.database))
             if settings.is_sqlite and self.engine.url.database not in (None, "", ":memory:")
@@ -188,6 +193,7 @@ class Runtime:
 
     def start(self, *, folding: bool = True) -> None:
         self.open_store()
+        self.metrics.start()  # first: a port in use stops start-up before anything runs
         self.writer.start()
         if self.checkpointer is not None:
             self.checkpointer.start()
@@ -218,6 +224,7 @@ class Runtime:
             self._started = False
         if self.events_file is not None:
             self.events_file.close()
+        self.metrics.stop()
         self.http.close()
         self.engine.dispose()
 

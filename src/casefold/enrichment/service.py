@@ -20,10 +20,11 @@ from datetime import timedelta
 from typing import Any
 
 from casefold.connectors.finding import KINDS, Finding, Provider
-from casefold.connectors.http import QuotaExceeded
+from casefold.connectors.http import ProviderError, QuotaExceeded
 from casefold.enrichment.budget import Budgets
 from casefold.enrichment.cache import EnrichmentCache
 from casefold.errors import InvalidInputError
+from casefold.metrics import ENRICHMENT_LOOKUPS
 from casefold.sources.observables import (
     hash_kind,
     is_empty_file_hash,
@@ -148,6 +149,26 @@ class Enricher:
     def lookup(self, provider: str, kind: str, value: Any, *, network: bool = True) -> Outcome:
         """Look `value` up. Raises InvalidInputError for bad input or an unknown provider,
         ProviderError when the provider cannot answer."""
+        try:
+            outcome = self._lookup(provider, kind, value, network=network)
+        except ProviderError:
+            ENRICHMENT_LOOKUPS.labels(provider, "error").inc()
+            raise
+        # Bad input raised above and is not counted: an unknown provider name is not a label.
+        ENRICHMENT_LOOKUPS.labels(provider, self._result(outcome)).inc()
+        return outcome
+
+    def _result(self, outcome: Outcome) -> str:
+        """The lookup's result as /metrics counts it; cache hit rate is hit / (hit + miss)."""
+        if outcome.skipped in ("budget", "quota"):
+            return "over_budget"
+        if outcome.skipped is not None:
+            return "skipped"  # private address, empty-file hash, dry run: nothing to ask
+        if outcome.provider in self.uncached:
+            return "uncached"
+        return "hit" if outcome.provenance.get("from_cache") else "miss"
+
+    def _lookup(self, provider: str, kind: str, value: Any, *, network: bool) -> Outcome:
         source = self.providers.get(provider)
         if source is None:
             why = self.missing.get(provider, "no such provider")

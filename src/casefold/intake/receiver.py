@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 from casefold.errors import InvalidAlertError, InvalidInputError
 from casefold.intake.body import Parsed
 from casefold.intake.persist import Receipt, alert_row, store_alerts, store_alerts_counted
+from casefold.metrics import count_intake
 from casefold.sources.model import NormalizedAlert
 from casefold.store.writer import Writer
 
@@ -64,7 +65,7 @@ class Prepared:
         """Account for a `store_counted`: per-item ids are unknown, the totals are exact."""
         self.result.accepted += stored
         self.result.duplicates += len(self.rows) - stored
-        return self.result
+        return self._counted()
 
     def finish(self, receipts: list[Receipt]) -> IntakeResult:
         for slot, receipt in zip(self.slots, receipts, strict=True):
@@ -73,7 +74,17 @@ class Prepared:
                 self.result.duplicates += 1
             else:
                 self.result.accepted += 1
-        return self.result
+        return self._counted()
+
+    def _counted(self) -> IntakeResult:
+        """Count the finished batch for /metrics: every intake path finishes here, once.
+
+        Under its first alert's source (a parser gives one source); a batch with no valid alert
+        names none and is counted as "unknown"."""
+        r = self.result
+        source = self.rows[0]["source"] if self.rows else "unknown"
+        count_intake(source, r.accepted, r.duplicates, r.rejected)
+        return r
 
 
 def receive(parsed: Parsed, parse: SourceParser, writer: Writer) -> IntakeResult:

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 
 from casefold.background import PassLoop
 from casefold.connectors.http import ProviderError, QuotaExceeded
+from casefold.metrics import OUTBOX_DELIVERIES
 from casefold.outbox import store
 from casefold.store.writer import Writer
 
@@ -127,6 +128,7 @@ class DeliveryWorker(PassLoop):
 
         self.writer.run(job, timeout=None)
         self.delivered += 1
+        OUTBOX_DELIVERIES.labels(row.kind, "done").inc()
 
     def _backoff(self, row: Any) -> float:
         return store.backoff(row.attempts + 1, self.retry_base)
@@ -137,5 +139,6 @@ class DeliveryWorker(PassLoop):
             lambda conn: store.mark_failed(conn, row.id, error, now, retry_in=retry_in),
             timeout=None,
         )
+        OUTBOX_DELIVERIES.labels(row.kind, "dead" if state == "dead" else "retry").inc()
         level = logging.WARNING if state == "dead" else logging.INFO
         log.log(level, "outbox effect %s (%s) %s: %s", row.id, row.kind, state, error)

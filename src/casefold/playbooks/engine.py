@@ -40,6 +40,7 @@ from casefold.enrichment.service import Enricher
 from casefold.errors import NotFoundError
 from casefold.expressions import ExpressionError
 from casefold.folding.apply import FoldedAlert
+from casefold.metrics import PLAYBOOK_RUN_SECONDS
 from casefold.playbooks.library import PlaybookLibrary
 from casefold.playbooks.model import Playbook
 from casefold.playbooks.runner import WAITING, Runner, RunOutcome, StepRecord, redact
@@ -86,6 +87,7 @@ class _Claimed:
     records: dict[str, StepRecord] = field(default_factory=dict)
     alert: _AlertDocs | None = None
     opened: bool = False  # the alert opened its case
+    started_at: datetime | None = None  # first claim: a run's duration counts from here
 
 
 class PlaybookEngine:
@@ -322,6 +324,7 @@ class PlaybookEngine:
                 playbook_runs.c.playbook,
                 playbook_runs.c.case_opened,
                 playbook_runs.c.steps,
+                playbook_runs.c.started_at,
             )
             .where(playbook_runs.c.id.in_(ids))
             .order_by(playbook_runs.c.id)
@@ -333,6 +336,7 @@ class PlaybookEngine:
                 r.playbook,
                 opened=bool(r.case_opened),
                 records={d["ref"]: _record_from(d) for d in (r.steps or [])},
+                started_at=r.started_at,
             )
             for r in rows
         ]
@@ -470,6 +474,7 @@ class PlaybookEngine:
         for run, outcome, problem, actx in outcomes:
             if outcome is None or actx is None:
                 run_rows.append(_run_row(run.run_id, RUN_FAILED, problem, now, None, None, None))
+                _observe(run, RUN_FAILED, now)
                 continue
             if outcome.status == WAITING:
                 run_rows.append(
@@ -485,6 +490,7 @@ class PlaybookEngine:
                 )
                 continue
             error = redact(errors.get(run.run_id, outcome.error), self._secret_values)
+            _observe(run, outcome.status, now)
             run_rows.append(
                 _run_row(
                     run.run_id,
@@ -578,6 +584,15 @@ def _evaluate(expr: Any, context: Mapping[str, Any]) -> Any:
     if hasattr(expr, "evaluate"):
         return expr.evaluate(context)
     return expr.render(context)
+
+
+def _observe(run: _Claimed, status: str, finished: datetime) -> None:
+    """A finished run's duration, for /metrics. Counted when recorded: a batch whose record fails
+    runs again and is counted again, which is rare enough not to matter."""
+    if run.started_at is not None:
+        started = run.started_at if run.started_at.tzinfo else run.started_at.replace(tzinfo=UTC)
+        seconds = max(0.0, (finished - started).total_seconds())
+        PLAYBOOK_RUN_SECONDS.labels(run.playbook, status).observe(seconds)
 
 
 def _run_row(
