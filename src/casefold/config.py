@@ -366,6 +366,27 @@ class Settings(BaseModel):
     sla_check_seconds: float = Field(
         30.0, ge=0, le=86_400, description="How often SLA breaches are looked for (0: never)."
     )
+    tail_alerts_json: Path | None = Field(
+        None,
+        description="Follow this alerts.json (e.g. /var/ossec/logs/alerts/alerts.json) through "
+        "rotations, with a checkpoint in the store. Default: not followed.",
+    )
+    tail_start: Literal["beginning", "end"] = Field(
+        "beginning",
+        description="Where to start following when no checkpoint exists: the live file's "
+        "beginning (lossless) or its end.",
+    )
+    tail_poll_seconds: float = Field(
+        0.25, gt=0, le=60, description="How often the followed file is checked when idle."
+    )
+    tail_batch_lines: int = Field(
+        2000, ge=1, le=100_000, description="Most lines stored per transaction by the tailer."
+    )
+    tail_max_line_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024,
+        description="A longer line is recorded as rejected and skipped, never held in memory.",
+    )
 
     @property
     def playbooks_path(self) -> Path:

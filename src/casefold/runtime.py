@@ -36,6 +36,7 @@ from casefold.folding.worker import FoldingWorker
 from casefold.intake.extrahop_poll import ExtraHopPoller
 from casefold.intake.localfile import JsonLinesWriter
 from casefold.intake.sink import AlertSink
+from casefold.intake.tailer import AlertsTailer
 from casefold.metrics import MetricsExporter
 from casefold.outbox.sync import Sync
 from casefold.playbooks.engine import PlaybookEngine
@@ -132,6 +133,12 @@ class Runtime:
             if self.sync.extrahop_client is not None and settings.extrahop.poll_seconds > 0
             else None
         )
+        # Wazuh's alerts.json, followed through rotations (tail_alerts_json; off by default).
+        self.tailer = (
+            AlertsTailer.from_settings(settings, self.writer, on_stored=lambda: self.folding.wake())
+            if settings.tail_alerts_json is not None
+            else None
+        )
         # Accepted webhook events, also as JSON lines for a Wazuh agent's <localfile>.
         self.events_file = (
             JsonLinesWriter(settings.webhook_events_file) if settings.webhook_events_file else None
@@ -205,6 +212,8 @@ class Runtime:
             self.sync.start()
             if self.extrahop_poller is not None:
                 self.extrahop_poller.start()
+            if self.tailer is not None:
+                self.tailer.start()
             self.library.start_watching()
         self._started = True
 
@@ -216,6 +225,8 @@ class Runtime:
             self.sync.stop()
             if self.extrahop_poller is not None:
                 self.extrahop_poller.stop()
+            if self.tailer is not None:
+                self.tailer.stop()
             self.folding.stop()
             self.playbooks.stop()
             self.writer.stop()

@@ -11,6 +11,7 @@ from casefold.cli.outbox import outbox_app
 from casefold.cli.playbooks import expr, playbook_app, replay_command, runs_app
 from casefold.cli.report import report_command
 from casefold.cli.serve import serve
+from casefold.cli.tail import tail_app
 from casefold.cli.wazuh import wazuh_app
 
 app = typer.Typer(
@@ -26,6 +27,7 @@ app.add_typer(wazuh_app, name="wazuh")
 app.add_typer(playbook_app, name="playbook")
 app.add_typer(runs_app, name="runs")
 app.add_typer(outbox_app, name="outbox")
+app.add_typer(tail_app, name="tail")
 
 # The top-level commands, in the order `casefold --help` lists them.
 app.command()(serve)
