@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import logging
 import os
+import time
 from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -597,7 +598,7 @@ def test_the_runtime_follows_the_file_and_folds_what_it_stores(tmp_path: Path, w
                 states = list(conn.scalars(select(alerts.c.state)))
             if len(states) == 5 and set(states) == {"folded"}:
                 break
-            rt.tailer._stop.wait(0.05)
+            time.sleep(0.05)
         assert len(states) == 5 and set(states) == {"folded"}
     finally:
         rt.stop()
