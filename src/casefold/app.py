@@ -26,13 +26,14 @@ from casefold.sources.wazuh import parse_wazuh_alert
 from casefold.web import site as web_site
 
 
-def create_app(runtime: Runtime, *, manage_runtime: bool = False) -> FastAPI:
-    """Build the ASGI app. With `manage_runtime`, the app starts and stops the runtime itself."""
+def create_app(runtime: Runtime, *, manage_runtime: bool = False, role: str = "all") -> FastAPI:
+    """Build the ASGI app. With `manage_runtime`, the app starts and stops the runtime itself,
+    running the loops of `role` ("all", or "api" for HTTP and intake only)."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if manage_runtime:
-            runtime.start()
+            runtime.start(role=role)
             runtime.bootstrap_admin_token()
             tune_gc()
         try:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import logging
 import threading
 
+from casefold.store.leader import LeaderLock
+
 log = logging.getLogger("casefold")
 
 
@@ -20,6 +22,8 @@ class PassLoop:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Set for loops that must run in one process at a time (PostgreSQL, many workers).
+        self.leader: LeaderLock | None = None
 
     def run_once(self) -> int:
         """One pass; how much it did (0: nothing to do)."""
@@ -55,12 +59,17 @@ class PassLoop:
         if self._thread is not None:
             self._thread.join(30)
             self._thread = None
+        if self.leader is not None:
+            self.leader.release()
 
     def wake(self) -> None:
         self._wake.set()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            if self.leader is not None and not self.leader.hold():
+                self._stop.wait(self.poll_seconds)  # another process runs it; ask again later
+                continue
             try:
                 done = self.run_once()
             except Exception:  # keep going after a store hiccup; say what happened

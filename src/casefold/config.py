@@ -341,6 +341,9 @@ class Settings(BaseModel):
     outbox_retry_seconds: float = Field(
         5.0, gt=0, le=3600, description="Outbox back-off before the second try; doubles to 1 h."
     )
+    playbook_lease_seconds: float = Field(
+        300.0, ge=1, le=86_400, description="How long a claimed run may take before another try."
+    )
     outbox_lease_seconds: float = Field(
         300.0, ge=1, le=86_400, description="How long a delivery may take before another try."
     )

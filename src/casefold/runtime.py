@@ -41,11 +41,14 @@ from casefold.metrics import MetricsExporter
 from casefold.outbox.sync import Sync
 from casefold.playbooks.engine import PlaybookEngine
 from casefold.playbooks.library import PlaybookLibrary
+from casefold.presence import Presence
 from casefold.response.executor import ResponseExecutor, build_firewall
 from casefold.response.policy import ResponsePolicy
 from casefold.response.service import ResponseService
 from casefold.sources.extrahop import check_risk_levels, parse_extrahop_detection
 from casefold.store.db import Checkpointer, make_engine, migrate, refresh_statistics
+from casefold.store.leader import LeaderLock
+from casefold.store.notify import ALERTS, OUTBOX, RUNS, Listener
 from casefold.store.writer import Writer
 
 log = logging.getLogger("casefold")
@@ -75,6 +78,11 @@ _ACTIONS = (
     actions_outbound,
     actions_response,
 )
+
+
+# What a process runs: "all" (the default, one process), "api" (HTTP and intake only) or
+# "worker" (folding, playbooks, enrichment, outbox, SLA checks and pollers; no HTTP).
+ROLES = ("all", "api", "worker")
 
 
 class Runtime:
@@ -168,6 +176,27 @@ class Runtime:
             self.rules, batch_size=settings.fold_batch_size, after_fold=self._after_fold
         )
         self.folding = FoldingWorker(self.writer, self.folder)
+        # Work claimed from the store (alerts, runs, outbox effects) is shared by every worker
+        # process; these loops must run in one process at a time, so each holds a lead.
+        self.sla_watcher.leader = LeaderLock(self.engine, "sla-watcher")
+        self.auto_enrich.leader = LeaderLock(self.engine, "auto-enrich")
+        self.sync.reconcile_leader = LeaderLock(self.engine, "jira-reconcile")
+        if self.extrahop_poller is not None:
+            self.extrahop_poller.leader = LeaderLock(self.engine, "extrahop-poll")
+        self.listener = (
+            Listener(
+                self.engine,
+                {
+                    ALERTS: self.folding.wake,
+                    RUNS: self.playbooks.wake,
+                    OUTBOX: self.sync.worker.wake,
+                },
+            )
+            if self.engine.dialect.name == "postgresql"
+            else None
+        )
+        self.presence: Presence | None = None
+        self.role = "all"
         self.tokens = TokenVerifier(self.engine, settings.token_cache_seconds)
         # /metrics, and the plain listener when metrics_port is set.
         self.metrics = MetricsExporter(
@@ -198,13 +227,33 @@ class Runtime:
             raise ConfigError("database_url", f"cannot open the database: {reason}") from exc
         self._store_open = True
 
-    def start(self, *, folding: bool = True) -> None:
+    def check_role(self, role: str) -> None:
+        """Raise ConfigError unless this store can run a process of `role`."""
+        if role not in ROLES:
+            raise ConfigError("role", f"must be one of {', '.join(ROLES)}, not {role!r}")
+        if role != "all" and self.engine.dialect.name != "postgresql":
+            raise ConfigError(
+                "role",
+                f"{role!r} processes need PostgreSQL (--database-url): a SQLite store is "
+                "written by one process, so run `casefold serve` alone",
+            )
+
+    def start(self, *, folding: bool = True, role: str = "all") -> None:
+        """Start the writer and, with `folding`, the loops of `role` (see ROLES).
+
+        `folding=False` starts the writer alone (commands and tests that drive loops by hand).
+        """
+        self.check_role(role)
+        self.role = role
         self.open_store()
         self.metrics.start()  # first: a port in use stops start-up before anything runs
         self.writer.start()
         if self.checkpointer is not None:
             self.checkpointer.start()
         if folding:
+            self.presence = Presence(self.writer, role)
+            self.presence.start()
+        if folding and role != "api":
             self.folding.start()
             self.playbooks.start()
             self.auto_enrich.start()
@@ -215,10 +264,16 @@ class Runtime:
             if self.tailer is not None:
                 self.tailer.start()
             self.library.start_watching()
+            if self.listener is not None:
+                self.listener.start()
         self._started = True
 
     def stop(self) -> None:
         if self._started:
+            if self.listener is not None:
+                self.listener.stop()
+            if self.presence is not None:
+                self.presence.stop()
             self.library.stop()
             self.auto_enrich.stop()
             self.sla_watcher.stop()

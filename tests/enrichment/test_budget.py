@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from casefold.config import Settings
 from casefold.enrichment.budget import Budgets, Limit
@@ -74,3 +77,31 @@ def test_usage_survives_a_restart(tmp_path, database_url):
     finally:
         writer.stop()
         engine.dispose()
+
+
+@pytest.mark.postgres
+def test_worker_processes_share_one_allowance(tmp_path, postgres_server):
+    """Three processes (three Budgets on one PostgreSQL store), many threads each: the daily
+    allowance and the per-minute one are granted exactly, never once more."""
+    settings = Settings(data_dir=tmp_path, database_url=postgres_server.new_database())
+    engines = [make_engine(settings) for _ in range(3)]
+    migrate(engines[0])
+    clock = Clock()
+    clock.now = clock.now.replace(hour=12)
+    try:
+        workers = [
+            Budgets({"crowdsec": [Limit(7, "minute"), Limit(10, "day")]}, e, clock=clock)
+            for e in engines
+        ]
+        with ThreadPoolExecutor(12) as pool:
+            answers = list(pool.map(lambda i: workers[i % 3].spend("crowdsec"), range(60)))
+        assert answers.count(None) == 7  # the minute's allowance, across every process
+        assert set(answers) == {None, "budget"}
+        assert workers[2].status("crowdsec")["minute"] == {"limit": 7, "used": 7}
+        clock.now += timedelta(seconds=60)  # the next minute: 3 calls are left of the day
+        answers = [w.spend("crowdsec") for w in workers for _ in range(3)]
+        assert answers.count(None) == 3
+        assert workers[0].status("crowdsec")["day"] == {"limit": 10, "used": 10}
+    finally:
+        for e in engines:
+            e.dispose()

@@ -13,6 +13,7 @@ from casefold.cli.report import report_command
 from casefold.cli.serve import serve
 from casefold.cli.tail import tail_app
 from casefold.cli.wazuh import wazuh_app
+from casefold.cli.worker import worker
 
 app = typer.Typer(
     help="Casefold: Wazuh alerts in, folded cases out.",
@@ -31,6 +32,7 @@ app.add_typer(tail_app, name="tail")
 
 # The top-level commands, in the order `casefold --help` lists them.
 app.command()(serve)
+app.command()(worker)
 app.command("ingest")(ingest_command)
 app.command("expr")(expr)
 app.command("replay")(replay_command)

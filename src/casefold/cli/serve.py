@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from casefold.cli.common import ConfigFile, DatabaseUrl, DataDir, fail, settings_from
-from casefold.errors import CasefoldError
+from casefold.errors import CasefoldError, ConfigError
 
 
 # `casefold serve`: a top-level command, registered on the root app in casefold.cli.
@@ -22,8 +22,15 @@ def serve(
     folding_rules: Annotated[
         Path | None, typer.Option("--folding-rules", help="Folding rules YAML.")
     ] = None,
+    role: Annotated[
+        str,
+        typer.Option(
+            help="all: everything in this process. api: HTTP and intake only, with "
+            "`casefold worker` processes doing the rest (PostgreSQL).",
+        ),
+    ] = "all",
 ) -> None:
-    """Run the whole service: API, intake and folding, in one process."""
+    """Run the service: API, intake and (unless --role api) folding, playbooks and sync."""
     import uvicorn
 
     from casefold.app import create_app
@@ -42,11 +49,14 @@ def serve(
     )
     try:
         runtime = Runtime(settings)
+        if role not in ("all", "api"):
+            raise ConfigError("role", "must be all or api (background work: casefold worker)")
+        runtime.check_role(role)
         runtime.open_store()
     except CasefoldError as exc:
         fail(str(exc))
     uvicorn.run(
-        create_app(runtime, manage_runtime=True),
+        create_app(runtime, manage_runtime=True, role=role),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,

@@ -6,9 +6,11 @@ gone, lookups report "skipped: budget" until the window turns. A 429 from the pr
 count disagrees with ours) closes the provider for the Retry-After it gave, or until the end of
 its longest window.
 
-Windows are fixed UTC calendar windows. Usage is written to the store in the background (losing
-the last few counts in a crash costs at most that many lookups); each process keeps its own
-count between writes, so several worker processes can together overspend by the calls in flight.
+Windows are fixed UTC calendar windows. On SQLite (one process) usage is counted in memory and
+written to the store in the background: a crash loses at most the last few counts. On PostgreSQL
+several worker processes share one allowance, so each call is spent in the store itself by one
+conditional upsert per window, all windows in one transaction: two processes can never both take
+the last call.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, case, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
 
 from casefold.store.db import dialect_insert
@@ -90,15 +93,14 @@ class Budgets:
 
     def spend(self, provider: str) -> str | None:
         """Take one call from the provider's budget: None if granted, else why not."""
+        now = self.clock()
+        if self.shared:
+            return self._spend_shared(provider, now)
         if not self._loaded:
             self._load()
-        now = self.clock()
         with self._lock:
-            closed = self._closed_until.get(provider)
-            if closed is not None:
-                if closed > now:
-                    return "quota"
-                del self._closed_until[provider]
+            if self._is_closed(provider, now):
+                return "quota"
             limits = self.limits.get(provider, ())
             windows = []
             for limit in limits:
@@ -116,6 +118,48 @@ class Budgets:
             self.writer.submit(lambda conn: self._store(conn, provider, snapshot), background=True)
         return None
 
+    @property
+    def shared(self) -> bool:
+        """Whether other processes spend the same allowance (a PostgreSQL store)."""
+        return self.engine is not None and self.engine.dialect.name == "postgresql"
+
+    def _is_closed(self, provider: str, now: datetime) -> bool:
+        closed = self._closed_until.get(provider)
+        if closed is not None:
+            if closed > now:
+                return True
+            del self._closed_until[provider]
+        return False
+
+    def _spend_shared(self, provider: str, now: datetime) -> str | None:
+        with self._lock:
+            if self._is_closed(provider, now):
+                return "quota"
+        limits = self.limits.get(provider, ())
+        if not limits:
+            return None
+        assert self.engine is not None
+        col = provider_budgets.c
+        with self.engine.connect() as conn, conn.begin() as tx:
+            for limit in limits:
+                start = window_start(limit.per, now)
+                stmt = pg_insert(provider_budgets).values(
+                    provider=provider, period=limit.per, window_start=start, used=1
+                )
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=[col.provider, col.period],
+                    set_={
+                        "window_start": start,
+                        "used": case((col.window_start == start, col.used + 1), else_=1),
+                    },
+                    # No row comes back when this window is spent: the whole spend is undone.
+                    where=or_(col.window_start != start, col.used < limit.calls),
+                ).returning(col.used)
+                if conn.execute(stmt).first() is None:
+                    tx.rollback()
+                    return "budget"
+        return None
+
     def close(self, provider: str, retry_after: float | None) -> None:
         """The provider said 429: ask it nothing more until Retry-After or its longest window."""
         now = self.clock()
@@ -131,6 +175,9 @@ class Budgets:
 
     def status(self, provider: str) -> dict[str, object]:
         """Budget left per window, and whether the provider closed itself with a 429."""
+        if self.shared:
+            self._loaded = False  # why: other processes spend too; read what the store says
+            self._windows.clear()
         if not self._loaded:
             self._load()
         now = self.clock()

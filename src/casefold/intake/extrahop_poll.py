@@ -17,6 +17,7 @@ from casefold.connectors.extrahop import ExtraHop
 from casefold.intake.body import Item, Parsed
 from casefold.intake.receiver import SourceParser, receive
 from casefold.sources.extrahop import parse_extrahop_detection
+from casefold.store.leader import LeaderLock
 from casefold.store.writer import Writer
 
 log = logging.getLogger("casefold.intake")
@@ -43,6 +44,7 @@ class ExtraHopPoller:
         self.stored = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.leader: LeaderLock | None = None  # one poller across processes
 
     def poll_once(self) -> int:
         """Fetch what changed since the cursor and store it; return how many were new."""
@@ -71,9 +73,14 @@ class ExtraHopPoller:
         if self._thread is not None:
             self._thread.join(30)
             self._thread = None
+        if self.leader is not None:
+            self.leader.release()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            if self.leader is not None and not self.leader.hold():
+                self._stop.wait(self.interval)  # another process polls
+                continue
             try:
                 self.poll_once()
             except Exception as exc:  # ExtraHop down: the next round tries again

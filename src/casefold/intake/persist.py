@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 
 from casefold.sources.model import NormalizedAlert
 from casefold.store.db import dialect_insert
+from casefold.store.notify import ALERTS, notify
 from casefold.store.tables import ALERT_PENDING, alerts
 
 
@@ -62,6 +63,8 @@ def store_alerts(conn: Connection, rows: list[dict[str, Any]]) -> list[Receipt]:
         .returning(alerts.c.id, alerts.c.dedup_key)
     )
     inserted = {r.dedup_key: r.id for r in conn.execute(stmt, list(fresh.values()))}
+    if inserted:
+        notify(conn, ALERTS)
     missing = [k for k in fresh if k not in inserted]
     existing: dict[str, int] = {}
     for i in range(0, len(missing), 500):
@@ -126,7 +129,10 @@ def store_alerts_counted(conn: Connection, rows: list[dict[str, Any]]) -> int:
             .on_conflict_do_nothing(index_elements=["dedup_key"])
             .returning(alerts.c.id)  # why: psycopg reports no rowcount for executemany
         )
-        return len(conn.execute(stmt, rows).all())
+        stored = len(conn.execute(stmt, rows).all())
+        if stored:
+            notify(conn, ALERTS)
+        return stored
     stamp = _sqlite_time(received)
     params = [
         (

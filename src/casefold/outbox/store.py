@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection, Row
 
 from casefold.errors import ConflictError, NotFoundError
 from casefold.store.db import dialect_insert
+from casefold.store.notify import OUTBOX, notify
 from casefold.store.tables import (
     OUTBOX_DEAD,
     OUTBOX_DELIVERING,
@@ -75,7 +76,10 @@ def enqueue(conn: Connection, effects: Iterable[Effect], now: datetime | None = 
         .returning(outbox.c.id)
     )
     # RETURNING gives one row per effect actually written: the count is exact on both backends.
-    return len(conn.execute(stmt, rows).all())
+    written = len(conn.execute(stmt, rows).all())
+    if written:
+        notify(conn, OUTBOX)
+    return written
 
 
 def claim(

@@ -25,6 +25,7 @@ from casefold.outbox.extrahop_sync import ExtraHopPlanner, ExtraHopSync
 from casefold.outbox.jira_sync import JiraPlanner, JiraSync
 from casefold.outbox.webhooks import WebhookDelivery
 from casefold.outbox.worker import DeliveryWorker, Handler
+from casefold.store.leader import LeaderLock
 from casefold.store.writer import Writer
 
 log = logging.getLogger("casefold.outbox")
@@ -114,6 +115,7 @@ class Sync:
         self.reconcile_seconds = conf.reconcile_seconds
         self._stop = threading.Event()
         self._reconciler: threading.Thread | None = None
+        self.reconcile_leader: LeaderLock | None = None  # one reconciler across processes
         for name, why in self.missing.items():
             log.warning("%s sync is off: %s", name, why)
         if self.planners:
@@ -142,6 +144,8 @@ class Sync:
         if self._reconciler is not None:
             self._reconciler.join(30)
             self._reconciler = None
+        if self.reconcile_leader is not None:
+            self.reconcile_leader.release()
         self.worker.stop()
 
     def reconcile(self) -> int:
@@ -152,6 +156,8 @@ class Sync:
 
     def _reconcile_loop(self) -> None:
         while not self._stop.wait(self.reconcile_seconds):
+            if self.reconcile_leader is not None and not self.reconcile_leader.hold():
+                continue  # another process reconciles
             try:
                 fixed = self.reconcile()
                 if fixed:

@@ -45,6 +45,7 @@ from casefold.playbooks.library import PlaybookLibrary
 from casefold.playbooks.model import Playbook
 from casefold.playbooks.runner import WAITING, Runner, RunOutcome, StepRecord, redact
 from casefold.store.db import dialect_insert
+from casefold.store.notify import RUNS, notify
 from casefold.store.tables import (
     RUN_FAILED,
     RUN_QUEUED,
@@ -56,7 +57,6 @@ from casefold.store.writer import Writer
 
 log = logging.getLogger("casefold.playbooks")
 
-LEASE = timedelta(minutes=5)
 ENV_CONTEXT = {"casefold": {"version": __version__}}
 
 
@@ -122,6 +122,8 @@ class PlaybookEngine:
         self.batch = batch
         self.http = http_client or httpx.Client(timeout=30.0)
         conf = settings if isinstance(settings, Settings) else Settings()
+        # A run claimed by a process that died is taken over when its lease ends.
+        self.lease = timedelta(seconds=conf.playbook_lease_seconds)
         self.enricher = enricher or build_enricher(conf, self.secrets, self.http, engine, writer)
         self.wazuh = wazuh or build_wazuh_sender(conf, self.secrets, self.http)
         self._secret_values = [v for kv in self.secrets.values() for v in kv.values() if v]
@@ -196,6 +198,7 @@ class PlaybookEngine:
                 ),
                 rows,
             )
+            notify(conn, RUNS)  # workers in other processes
             self._wake.set()
         return len(rows)
 
@@ -312,7 +315,7 @@ class PlaybookEngine:
             .where(playbook_runs.c.id.in_(ids))
             .values(
                 status=RUN_RUNNING,
-                lease_until=now + LEASE,
+                lease_until=now + self.lease,
                 attempts=playbook_runs.c.attempts + 1,
                 started_at=func.coalesce(playbook_runs.c.started_at, now),
             )
