@@ -68,6 +68,20 @@ class Lambda:
         """Apply to ``args``. ``context`` (TRIGGER, ACTIONS…) is visible to the body."""
         return self._call(EvalState(budget), args, context)
 
+    def _unpack(self, item: Any) -> tuple[Any, ...]:
+        """The arguments for one item of a multi-parameter map: the item must be a list.
+
+        Not `tuple(item)`: on a number that raised TypeError, and a string or an object would
+        have been split into characters or keys.
+        """
+        if not isinstance(item, list | tuple):
+            raise EvaluationError(
+                f"lambda with {len(self.params)} parameters maps over lists of "
+                f"{len(self.params)} items, got {type_name(item)}",
+                source=self.source,
+            )
+        return tuple(item)
+
     def _items(self, items: Any) -> Iterable[Any]:
         if items is None:
             return ()
@@ -88,7 +102,7 @@ class Lambda:
         st = EvalState(budget)
         items = self._items(items)
         if len(self.params) > 1:
-            return [self._call(st, tuple(i), context) for i in items]
+            return [self._call(st, self._unpack(i), context) for i in items]
         # Hot path (the article's map): one reusable scope, one guarded call per item.
         fn, source, (param,) = self._fn, self.source, self.params
         scope = dict(context) if context else {}

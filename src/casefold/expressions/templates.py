@@ -30,6 +30,7 @@ from .budget import Budget, EvalState
 from .compiler import EMPTY_REFERENCES, Expression, References, compile_expression
 from .errors import EvaluationError, ParseError
 from .operators import to_text
+from .typenames import type_name
 
 __all__ = ["CompiledValue", "Template", "compile_template", "compile_value", "find_templates"]
 
@@ -213,14 +214,26 @@ def _compile_mapping(
                     hash(k)
                 except TypeError:
                     raise EvaluationError(
-                        f"object key {k!r:.60} rendered to an unhashable value"
+                        f"object key rendered to an unhashable value: {_preview(k)}"
                     ) from None
             if has_dynamic_keys and k in out:
-                raise EvaluationError(f"key collision: two keys render to {k!r:.60}")
+                raise EvaluationError(f"key collision: two keys render to {_preview(k)}")
             out[k] = v if vfn is None else vfn(ctx, st)
         return out
 
     return render_dict, refs
+
+
+def _preview(value: Any) -> str:
+    """A key for an error message. Never a plain repr: the key is data, and the repr of a deeply
+    nested list raises RecursionError, that of a 5000-digit integer ValueError."""
+    if isinstance(value, str):
+        return repr(value[:60]) + ("…" if len(value) > 60 else "")
+    if isinstance(value, bool | float) or value is None:
+        return repr(value)
+    if type(value) is int and value.bit_length() <= 192:
+        return str(value)
+    return f"<{type_name(value)}>"
 
 
 def compile_value(obj: Any) -> CompiledValue:

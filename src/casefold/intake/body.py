@@ -61,7 +61,8 @@ def is_ndjson(content_type: str | None) -> bool:
 
 
 def parse_body(body: bytes, content_type: str | None) -> Parsed:
-    """Split a body into items; InvalidJSONError if it is not JSON at all.
+    """Split a body into items; InvalidJSONError if it is not JSON at all, InvalidInputError
+    (field "body") for an empty array.
 
     Errors of single items of a batch are kept in the items.
     """
@@ -72,6 +73,10 @@ def parse_body(body: bytes, content_type: str | None) -> Parsed:
     except orjson.JSONDecodeError as exc:
         raise _json_error(exc) from None
     if isinstance(doc, list):
+        if not doc:
+            # A batch answer needs at least one item to report on; an empty array is the sender's
+            # mistake, refused like any body that holds no alert.
+            raise InvalidInputError("the JSON array is empty: no alert in the body", field="body")
         return Parsed([Item(i, d) for i, d in enumerate(doc)], single=False)
     return Parsed([Item(0, doc)], single=True)
 

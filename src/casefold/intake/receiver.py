@@ -103,7 +103,9 @@ def prepare(parsed: Parsed, parse: SourceParser) -> Prepared:
         err = item.error
         if err is None:
             if not isinstance(item.doc, dict):
-                err = InvalidAlertError("an alert must be a JSON object", field=None)
+                # A batch item is located by its index; a lone value is the whole body.
+                where = "body" if parsed.single else None
+                err = InvalidAlertError("an alert must be a JSON object", field=where)
             else:
                 try:
                     alert = parse(item.doc)
