@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, Table, create_engine, event, inspect
+from sqlalchemy import Engine, Table, create_engine, event, inspect, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.sqlite import Insert
 from sqlalchemy.engine import Connection
@@ -26,6 +26,7 @@ from casefold.errors import ConfigError
 log = logging.getLogger("casefold.store")
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+MIGRATION_LOCK = 0x6361_7365_666F_6C64  # "casefold": the advisory lock key of migrations
 
 
 def _json_dumps(value: Any) -> str:
@@ -89,6 +90,10 @@ def migrate(engine: Engine) -> None:
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            # Processes starting together (an API and its workers) migrate one at a time; the
+            # lock ends with the migration's transaction, and the next one finds nothing to do.
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
         conn.commit()
