@@ -17,9 +17,12 @@ from casefold.access import Permission
 
 
 @pytest.fixture
-def database_url() -> None:
-    """SQLite only: PostgreSQL would double the run time and tests/api already covers it."""
-    return None
+def database_url(request: pytest.FixtureRequest) -> str | None:
+    """SQLite (None), unless the test is marked postgres: fuzzing both backends would double the
+    run time, and tests/api runs everything on both."""
+    if request.node.get_closest_marker("postgres") is None:
+        return None
+    return request.getfixturevalue("postgres_server").new_database()
 
 
 @dataclass

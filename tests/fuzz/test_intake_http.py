@@ -8,8 +8,11 @@ refused request writes no alert row.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import orjson
 import pytest
+from api.conftest import Api
 from fuzz.checks import (
     INTAKE_STATUSES,
     check_folding,
@@ -26,8 +29,7 @@ from hypothesis import strategies as st
 URL = "/api/v1/alerts/wazuh"
 
 
-def post_and_check(apps: IntakeApps, body: Body, fast: bool) -> int:
-    api = apps.pick(fast)
+def post_and_check(api: Api, body: Body) -> int:
     mark = store_mark(api)
     headers = {} if body.content_type is None else {"Content-Type": body.content_type}
     r = api.post(URL, content=body.content, headers=headers)
@@ -59,7 +61,7 @@ def _decodes(content: bytes) -> bool:
 @FUZZ_SHARED_APP
 @given(body=alert_bodies(), fast=st.booleans())
 def test_alert_bodies(intake_apps: IntakeApps, body: Body, fast: bool) -> None:
-    post_and_check(intake_apps, body, fast)
+    post_and_check(intake_apps.pick(fast), body)
 
 
 @FUZZ_SHARED_APP
@@ -75,7 +77,7 @@ def test_alert_bodies(intake_apps: IntakeApps, body: Body, fast: bool) -> None:
 @example(body=Body(b'{"rule": {"level": 1e400}}', None), fast=False)
 @example(body=Body(b"x" * (600 * 1024), "application/json"), fast=True)  # 413 on both
 def test_raw_bodies(intake_apps: IntakeApps, body: Body, fast: bool) -> None:
-    post_and_check(intake_apps, body, fast)
+    post_and_check(intake_apps.pick(fast), body)
 
 
 def test_stored_alerts_fold(intake_apps: IntakeApps) -> None:
@@ -84,7 +86,7 @@ def test_stored_alerts_fold(intake_apps: IntakeApps) -> None:
     @FUZZ_SHARED_APP
     @given(body=alert_bodies())
     def post(body: Body) -> None:
-        post_and_check(intake_apps, body, fast=True)
+        post_and_check(intake_apps.fast, body)
 
     post()
     check_folding(intake_apps.fast)
@@ -109,9 +111,8 @@ def _deep_alert(depth: int) -> bytes:
 
 def test_alert_nested_as_deep_as_the_store_allows_is_stored(intake_apps: IntakeApps) -> None:
     body = _deep_alert(STORABLE_DEPTH - 1)  # the alert object itself is the first level
-    for fast in (True, False):
-        status = post_and_check(intake_apps, Body(body, "application/json", "single", [body]), fast)
-        assert status == 202
+    for api in (intake_apps.fast, intake_apps.framework):
+        assert post_and_check(api, Body(body, "application/json", "single", [body])) == 202
 
 
 @pytest.mark.xfail(
@@ -121,5 +122,22 @@ def test_alert_nested_as_deep_as_the_store_allows_is_stored(intake_apps: IntakeA
 )
 def test_deeply_nested_alert_is_refused_not_a_server_error(intake_apps: IntakeApps) -> None:
     body = _deep_alert(STORABLE_DEPTH)
-    for fast in (True, False):
-        post_and_check(intake_apps, Body(body, "application/json", "single", [body]), fast)
+    for api in (intake_apps.fast, intake_apps.framework):
+        post_and_check(api, Body(body, "application/json", "single", [body]))
+
+
+@pytest.mark.postgres
+@pytest.mark.xfail(
+    strict=True,
+    reason="intake/persist.py: NUL in a value stored in a text column (title, node, agent_name, "
+    "rule_id…) is refused by PostgreSQL (psycopg.DataError): a 500, for every request of the "
+    "coalesced batch",
+)
+def test_nul_in_a_text_column_is_not_a_server_error_on_postgres(
+    api_factory: Callable[..., Api],
+) -> None:
+    api = api_factory()
+    doc = {**SAMPLES["sshd_bruteforce_nonexistent_user_5712.json"], "id": "nul.1"}
+    doc["rule"] = {**doc["rule"], "description": "a\u0000b"}  # becomes the title
+    body = orjson.dumps(doc)
+    post_and_check(api, Body(body, "application/json", "single", [body]))
