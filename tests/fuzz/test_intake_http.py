@@ -115,11 +115,6 @@ def test_alert_nested_as_deep_as_the_store_allows_is_stored(intake_apps: IntakeA
         assert post_and_check(api, Body(body, "application/json", "single", [body])) == 202
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="intake/persist.py alert_row: orjson.dumps(raw) refuses more than 254 levels of "
-    "nesting, which orjson.loads accepted (up to 1024): a 500 and nothing stored",
-)
 def test_deeply_nested_alert_is_refused_not_a_server_error(intake_apps: IntakeApps) -> None:
     body = _deep_alert(STORABLE_DEPTH)
     for api in (intake_apps.fast, intake_apps.framework):
@@ -127,12 +122,6 @@ def test_deeply_nested_alert_is_refused_not_a_server_error(intake_apps: IntakeAp
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(
-    strict=True,
-    reason="intake/persist.py: NUL in a value stored in a text column (title, node, agent_name, "
-    "rule_id…) is refused by PostgreSQL (psycopg.DataError): a 500, for every request of the "
-    "coalesced batch",
-)
 def test_nul_in_a_text_column_is_not_a_server_error_on_postgres(
     api_factory: Callable[..., Api],
 ) -> None:

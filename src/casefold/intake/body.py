@@ -38,6 +38,9 @@ class Item:
     doc: Any
     line: int | None = None
     error: InvalidInputError | None = None
+    # The item's JSON text as it came (one file line), stored as the raw alert verbatim instead
+    # of encoding `doc` again.
+    text: bytes | None = None
 
 
 @dataclass(slots=True)

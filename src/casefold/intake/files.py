@@ -69,7 +69,7 @@ def ingest_files(
                     reason = exc.msg.split(":")[0] if exc.msg else "invalid JSON"
                     report.bad(f"{path}:{number}", f"invalid JSON at column {exc.colno}: {reason}")
                     continue
-                pending.append((number, Item(len(pending), doc, line=number)))
+                pending.append((number, Item(len(pending), doc, line=number, text=line)))
                 if len(pending) >= batch:
                     _store(path, pending, writer, report)
         except (OSError, EOFError, gzip.BadGzipFile) as exc:

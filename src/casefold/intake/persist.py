@@ -6,7 +6,8 @@ so two receivers racing on the same alert still store it once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,7 +15,8 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from casefold.sources.model import NormalizedAlert
+from casefold.errors import InvalidAlertError
+from casefold.sources.model import NormalizedAlert, Observable
 from casefold.store.db import dialect_insert
 from casefold.store.notify import ALERTS, notify
 from casefold.store.tables import ALERT_PENDING, alerts
@@ -26,7 +28,20 @@ class Receipt:
     duplicate: bool
 
 
-def alert_row(alert: NormalizedAlert, raw: Any, received_at: datetime) -> dict[str, Any]:
+def alert_row(
+    alert: NormalizedAlert, raw: Any, received_at: datetime, *, text: bytes | None = None
+) -> dict[str, Any]:
+    """The alerts row of one validated alert; `text` is `raw`'s JSON as received, if known.
+
+    Raises InvalidAlertError for an alert that can be read but not stored (nested deeper than
+    any JSON encoder writes back).
+    """
+    normalized = orjson.dumps(alert, option=orjson.OPT_UTC_Z)
+    if b"\\u0000" in normalized:
+        # PostgreSQL's text columns refuse NUL; the raw JSON keeps it (escaped), the columns and
+        # the normalised view show U+FFFD instead.
+        alert = _without_nul(alert)
+        normalized = orjson.dumps(alert, option=orjson.OPT_UTC_Z)
     return {
         "source": alert.source,
         "node": alert.node[:255],
@@ -43,9 +58,42 @@ def alert_row(alert: NormalizedAlert, raw: Any, received_at: datetime) -> dict[s
         "state": ALERT_PENDING,
         # Encoded once here, straight from the dataclass (same JSON as `to_dict`, ~half the CPU);
         # the JSON column's serializer passes a Fragment through untouched.
-        "normalized": orjson.Fragment(orjson.dumps(alert, option=orjson.OPT_UTC_Z)),
-        "raw": orjson.dumps(raw).decode("utf-8"),
+        "normalized": orjson.Fragment(normalized),
+        "raw": text.strip().decode("utf-8") if text is not None else _raw_json(raw),
     }
+
+
+def _raw_json(raw: Any) -> str:
+    try:
+        return orjson.dumps(raw).decode("utf-8")
+    except orjson.JSONEncodeError:
+        pass
+    # orjson writes at most 254 levels of nesting (it reads 1024) and no integers beyond 64 bits;
+    # the standard library takes those, up to Python's recursion limit.
+    try:
+        return json.dumps(raw, ensure_ascii=False, separators=(",", ":"))
+    except (RecursionError, ValueError, TypeError) as exc:
+        raise InvalidAlertError(f"the alert cannot be stored as JSON: {exc}") from None
+
+
+def _clean(value: Any) -> Any:
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
+
+
+def _without_nul(alert: NormalizedAlert) -> NormalizedAlert:
+    changes: dict[str, Any] = {}
+    for name in NormalizedAlert.__dataclass_fields__:
+        value = getattr(alert, name)
+        if name == "observables":
+            changes[name] = [
+                Observable(_clean(o.type), _clean(o.value), _clean(o.field), o.kind, o.public)
+                for o in value
+            ]
+        elif isinstance(value, list):
+            changes[name] = [_clean(v) for v in value]
+        else:
+            changes[name] = _clean(value)
+    return replace(alert, **changes)
 
 
 def store_alerts(conn: Connection, rows: list[dict[str, Any]]) -> list[Receipt]:

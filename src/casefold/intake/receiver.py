@@ -108,7 +108,7 @@ def prepare(parsed: Parsed, parse: SourceParser) -> Prepared:
                 err = InvalidAlertError("an alert must be a JSON object", field=where)
             else:
                 try:
-                    alert = parse(item.doc)
+                    row = alert_row(parse(item.doc), item.doc, now, text=item.text)
                 except InvalidInputError as exc:
                     err = exc
         if err is not None:
@@ -117,5 +117,5 @@ def prepare(parsed: Parsed, parse: SourceParser) -> Prepared:
             continue
         slots.append(len(result.results))
         result.results.append({"index": item.index})
-        rows.append(alert_row(alert, item.doc, now))
+        rows.append(row)
     return Prepared(result, rows, slots)

@@ -341,7 +341,7 @@ class AlertsTailer:
                 continue
             count += 1
             starts.append(begin)
-            items.append(Item(len(items), doc, line=index))
+            items.append(Item(len(items), doc, line=index, text=line))
         prepared = prepare(Parsed(items, single=False), parse_wazuh_alert) if items else None
         if prepared is not None and prepared.result.rejected:
             for entry in prepared.result.results:
