@@ -135,7 +135,9 @@ class AutoEnricher(PassLoop):
         mapper = pool.map if pool is not None else map
         results = list(mapper(self._enrich_one, rows))
         now = datetime.now(UTC)
-        self.writer.run(lambda conn: self._record(conn, rows, results, now), timeout=None)
+        self.writer.run(
+            lambda conn: self._record(conn, rows, results, now), timeout=None, background=True
+        )
         self._cursor = rows[-1].id
         self.enriched += len(rows)
         return len(rows)
