@@ -13,6 +13,7 @@ import orjson
 from sqlalchemy import insert
 from sqlalchemy.engine import Connection
 
+from casefold.store.db import sqlite_time
 from casefold.store.tables import case_events
 
 SYSTEM_ACTOR = "casefold"
@@ -51,13 +52,6 @@ def _json(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value, default=str).decode("utf-8")
 
 
-def _sqlite_time(value: datetime) -> str:
-    # The text form SQLAlchemy's DateTime uses on SQLite (UTC, no offset), so reads agree.
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
-    return value.isoformat(sep=" ", timespec="microseconds")
-
-
 # A connection may carry a callable under this key (set by the runtime on every connection of
 # its engine): it sees each batch of timeline rows inside the transaction that writes them, and
 # queues the outbox effects they cause in that same transaction.
@@ -85,7 +79,7 @@ def _write(conn: Connection, rows: list[dict[str, Any]]) -> None:
             at = r["at"]
             when = times.get(id(at))
             if when is None:
-                when = times[id(at)] = _sqlite_time(at)
+                when = times[id(at)] = sqlite_time(at)
             params.append(
                 (
                     r["case_id"],

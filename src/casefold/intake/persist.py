@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 
 from casefold.errors import InvalidAlertError
 from casefold.sources.model import NormalizedAlert, Observable
-from casefold.store.db import dialect_insert
+from casefold.store.db import dialect_insert, sqlite_time
 from casefold.store.notify import ALERTS, notify
 from casefold.store.tables import ALERT_PENDING, alerts
 
@@ -181,7 +181,7 @@ def store_alerts_counted(conn: Connection, rows: list[dict[str, Any]]) -> int:
         if stored:
             notify(conn, ALERTS)
         return stored
-    stamp = _sqlite_time(received)
+    stamp = sqlite_time(received)
     params = [
         (
             row["source"],
@@ -189,7 +189,7 @@ def store_alerts_counted(conn: Connection, rows: list[dict[str, Any]]) -> int:
             row["source_id"],
             row["dedup_key"],
             stamp,
-            _sqlite_time(row["time_utc"]),
+            sqlite_time(row["time_utc"]),
             row["time_original"],
             row["level"],
             row["rule_id"],
@@ -207,16 +207,6 @@ def store_alerts_counted(conn: Connection, rows: list[dict[str, Any]]) -> int:
     before = dbapi.total_changes
     conn.exec_driver_sql(_SQLITE_BULK_INSERT, params)
     return int(dbapi.total_changes - before)
-
-
-def _sqlite_time(value: datetime) -> str:
-    """A UTC datetime as SQLAlchemy's SQLite DateTime type stores it (so range queries agree)."""
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC)
-    return (
-        f"{value.year:04d}-{value.month:02d}-{value.day:02d} "
-        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}"
-    )
 
 
 def _json_text(value: Any) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,14 @@ def _json_loads(value: Any) -> Any:
     if isinstance(value, int | float):
         return value
     return orjson.loads(value)
+
+
+def sqlite_time(value: datetime) -> str:
+    """A datetime as SQLAlchemy's DateTime stores it on SQLite (UTC wall time, no offset), for
+    the hot inserts written straight through the driver: reads and range queries then agree."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat(sep=" ", timespec="microseconds")
 
 
 def make_engine(settings: Settings) -> Engine:
