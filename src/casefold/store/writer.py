@@ -7,9 +7,10 @@ SAVEPOINT, so only the failing one rolls back. A caller's future resolves only a
 returned.
 
 Jobs come in two classes. Foreground jobs (a client waits for them: intake, case changes) are
-grouped and always go first. Background jobs (folding, later playbook bookkeeping) run one at a
-time in their own transaction, only when no foreground job is waiting, so a large fold never sits
-between a sender and its acknowledgement.
+grouped and go first. Background jobs (folding, playbook bookkeeping, deliveries) run one at a
+time in their own transaction when no foreground job is waiting, so a large fold never sits
+between a sender and its acknowledgement; under a flood that never leaves the foreground lane
+empty, one background job still gets a turn every BACKGROUND_TURN_SECONDS.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ T = TypeVar("T")
 Job = Callable[[Connection], Any]
 Entry = tuple[Job, "Future[Any]"]
 SLOW_COMMIT_SECONDS = 0.02
+# Under a flood that keeps the foreground lane full, a background job (a fold slice) still gets a
+# turn this often: intake comes first, but folding never stops altogether.
+BACKGROUND_TURN_SECONDS = 0.25
 
 
 class Writer:
@@ -43,6 +47,7 @@ class Writer:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self.last_foreground = 0.0  # monotonic time of the latest foreground group
+        self._last_background = time.monotonic()
 
     def start(self) -> None:
         if self._thread is None:
@@ -87,13 +92,17 @@ class Writer:
                 if self._stopping:
                     return None
                 self._cond.wait()
-            if self._foreground:
-                self.last_foreground = time.monotonic()
-                group: list[Entry] = []
-                while self._foreground and len(group) < self._max_group:
-                    group.append(self._foreground.popleft())
-                return group
-            return [self._background.popleft()]
+            now = time.monotonic()
+            if self._background and (
+                not self._foreground or now - self._last_background > BACKGROUND_TURN_SECONDS
+            ):
+                self._last_background = now
+                return [self._background.popleft()]
+            self.last_foreground = now
+            group: list[Entry] = []
+            while self._foreground and len(group) < self._max_group:
+                group.append(self._foreground.popleft())
+            return group
 
     def _run(self) -> None:
         conn = self._engine.connect().execution_options(casefold_write=True)
