@@ -26,6 +26,7 @@ ALERTS = "alerts"  # alerts stored, waiting to be folded
 RUNS = "runs"  # playbook runs queued
 OUTBOX = "outbox"  # outbox effects written
 TOPICS = (ALERTS, RUNS, OUTBOX)
+STOP_CHECK_SECONDS = 0.1
 
 _NOTIFY = text("SELECT pg_notify(:channel, :topic)")
 
@@ -89,8 +90,9 @@ class Listener:
                     self.connected.set()
                     self._wake_all()
                     while not self._stop.is_set():
-                        # A short timeout so stop() is noticed; the generator ends each second.
-                        for note in conn.notifies(timeout=1.0):
+                        # The generator ends every tenth of a second so that stop() is prompt
+                        # (a process, or a test, shutting down waits for it).
+                        for note in conn.notifies(timeout=STOP_CHECK_SECONDS):
                             self.received += 1
                             handler = self._handlers.get(note.payload)
                             if handler is not None:
