@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -99,15 +100,16 @@ def test_three_workers_one_killed_lose_and_repeat_nothing(tmp_path, postgres_ser
             "CASEFOLD_JIRA__URL": jira.url,
             "CASEFOLD_JIRA__PROJECT": "SEC",
             "CASEFOLD_JIRA__MIN_SEVERITY": "high",
-            "CASEFOLD_JIRA__TIMEOUT": "5",
+            "CASEFOLD_JIRA__TIMEOUT": "2",
             "CASEFOLD_JIRA__MAX_ATTEMPTS": "50",
             "CASEFOLD_JIRA__RECONCILE_SECONDS": "0",
             "CASEFOLD_SECRET__JIRA__EMAIL": DEFAULT_EMAIL,
             "CASEFOLD_SECRET__JIRA__API_TOKEN": DEFAULT_TOKEN,
             "CASEFOLD_OUTBOX_RETRY_SECONDS": "0.2",
-            # A crashed worker's claims come back after these; short, so the test is quick.
-            "CASEFOLD_OUTBOX_LEASE_SECONDS": "4",
-            "CASEFOLD_PLAYBOOK_LEASE_SECONDS": "4",
+            # A crashed worker's claims come back after these; short, so the test is quick, yet
+            # more than twice the slowest call (a lease must outlast the work it covers).
+            "CASEFOLD_OUTBOX_LEASE_SECONDS": "6",
+            "CASEFOLD_PLAYBOOK_LEASE_SECONDS": "6",
             "CASEFOLD_PLAYBOOKS_DIR": str(playbooks),
         }
         api = ServerProcess(
@@ -144,9 +146,17 @@ def test_three_workers_one_killed_lose_and_repeat_nothing(tmp_path, postgres_ser
             wait_for(lambda: jira.count_created() >= 20, 60, "the first Jira issues")
             jira.fail_after_commit(1, "hang")
             wait_for(lambda: scalar("SELECT count(*) FROM playbook_runs") > 0, 30, "runs")
+            # The second half arrives while worker 1 dies: it is killed with alerts pending.
+            second = threading.Thread(target=post, args=(ALERTS // 2, ALERTS))
+            second.start()
+            wait_for(
+                lambda: scalar("SELECT count(*) FROM alerts WHERE state = 'pending'") > 0,
+                60,
+                "alerts waiting to be folded",
+            )
             pending_at_kill = scalar("SELECT count(*) FROM alerts WHERE state = 'pending'")
             workers[1].kill()
-            post(ALERTS // 2, ALERTS)
+            second.join(120)
 
             def settled() -> bool:
                 return (

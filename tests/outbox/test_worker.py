@@ -171,3 +171,29 @@ def test_enqueue_counts_only_new_effects(db):
     engine, writer = db
     assert writer.run(lambda c: store.enqueue(c, [effect(0), effect(1)])) == 2
     assert writer.run(lambda c: store.enqueue(c, [effect(0), effect(2)])) == 1
+
+
+def test_a_batch_is_handed_back_once_half_its_lease_is_gone(db):
+    """A slow call must not leave the rest of its batch to be delivered after another worker may
+    have claimed it (their leases ran out): the rest go back, undelivered, and go out once."""
+    engine, writer = db
+    clock = Clock()
+    lease = timedelta(seconds=60)
+    writer.run(lambda c: store.enqueue(c, [effect(0, f"jira:{n}") for n in range(5)], clock.now))
+    calls: list[str] = []
+
+    def deliver(a: Attempt) -> Delivered:
+        calls.append(a.kind)
+        if len(calls) == 1:
+            clock.now += timedelta(seconds=31)  # the first call took just over half the lease
+        return Delivered({})
+
+    worker = DeliveryWorker(engine, writer, {"test.deliver": deliver}, clock=clock, lease=lease)
+    assert worker.run_once() == 5  # five claimed…
+    assert len(calls) == 1  # …one delivered, four handed back
+    with engine.connect() as conn:
+        rows = conn.execute(select(outbox.c.state, outbox.c.attempts)).all()
+    assert sorted(r.state for r in rows) == ["done"] + ["pending"] * 4
+    assert {r.attempts for r in rows if r.state == "pending"} == {0}  # a handed-back try is free
+    worker.drain()
+    assert len(calls) == 5 and set(states(engine).values()) == {"done"}

@@ -145,6 +145,21 @@ def mark_done(conn: Connection, effect_id: int, result: Any, now: datetime) -> N
     )
 
 
+def release(conn: Connection, ids: list[int], lease_until: datetime) -> int:
+    """Hand claimed effects back, undelivered, if they are still ours (same lease)."""
+    if not ids:
+        return 0
+    return conn.execute(
+        update(outbox)
+        .where(
+            outbox.c.id.in_(ids),
+            outbox.c.state == OUTBOX_DELIVERING,
+            outbox.c.lease_until == lease_until,
+        )
+        .values(state=OUTBOX_PENDING, lease_until=None, attempts=outbox.c.attempts - 1)
+    ).rowcount
+
+
 def mark_failed(
     conn: Connection,
     effect_id: int,

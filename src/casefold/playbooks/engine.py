@@ -88,6 +88,7 @@ class _Claimed:
     alert: _AlertDocs | None = None
     opened: bool = False  # the alert opened its case
     started_at: datetime | None = None  # first claim: a run's duration counts from here
+    lease_until: datetime | None = None  # this claim's lease: the run is ours while it holds
 
 
 class PlaybookEngine:
@@ -340,6 +341,7 @@ class PlaybookEngine:
                 opened=bool(r.case_opened),
                 records={d["ref"]: _record_from(d) for d in (r.steps or [])},
                 started_at=r.started_at,
+                lease_until=now + self.lease,
             )
             for r in rows
         ]
@@ -446,6 +448,32 @@ class PlaybookEngine:
             responses=self.responses,
         )
 
+    def _still_ours(
+        self,
+        conn: Connection,
+        outcomes: list[tuple[_Claimed, RunOutcome | None, str | None, ActionContext | None]],
+    ) -> list[tuple[_Claimed, RunOutcome | None, str | None, ActionContext | None]]:
+        """The outcomes of runs still leased to this claim. A run whose lease ran out while it
+        executed may have been claimed and recorded by another worker: recording it here too
+        would apply its case changes twice, so its outcome is dropped."""
+        if not outcomes:
+            return outcomes
+        col = playbook_runs.c
+        stmt = select(col.id, col.lease_until).where(
+            col.id.in_([run.run_id for run, *_ in outcomes]), col.status == RUN_RUNNING
+        )
+        if conn.dialect.name == "postgresql":
+            stmt = stmt.with_for_update()  # why: no other claim may take them before we record
+        leases = {row.id: _utc(row.lease_until) for row in conn.execute(stmt)}
+        kept = [o for o in outcomes if leases.get(o[0].run_id) == o[0].lease_until]
+        if len(kept) < len(outcomes):
+            log.warning(
+                "%d playbook run(s) outlived their lease and were taken over; their results "
+                "here are dropped (raise playbook_lease_seconds above the slowest run)",
+                len(outcomes) - len(kept),
+            )
+        return kept
+
     def _flush(
         self,
         conn: Connection,
@@ -453,6 +481,7 @@ class PlaybookEngine:
     ) -> None:
         """Record a batch of runs: case changes, steps, run states and timeline, in bulk."""
         now = datetime.now(UTC)
+        outcomes = self._still_ours(conn, outcomes)
         errors: dict[int, str] = {}
         live = [
             (run, outcome, actx)
@@ -662,3 +691,8 @@ def _record_from(d: Mapping[str, Any]) -> StepRecord:
         reason=d.get("reason"),
         due=when(d.get("due")),
     )
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; everything stored is UTC.
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
