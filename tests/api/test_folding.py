@@ -36,6 +36,28 @@ def test_a_brute_force_from_one_address_is_one_case(api):
     assert ips == [{**ips[0], "value": "203.0.113.7", "public": False, "alert_count": 20}]
 
 
+def test_an_observable_seen_in_later_passes_keeps_its_earliest_and_latest_sighting(api):
+    # Three fold passes, out of order: each adds to the stored count and widens the sighting.
+    for minutes in (20, 5, 40):
+        api.post(
+            URL,
+            json=[
+                sshd_alert(minutes, minutes=minutes),
+                sshd_alert(100 + minutes, minutes=minutes + 1),
+            ],
+        )
+        api.fold()
+    (case,) = cases(api)
+    (ip,) = [
+        o
+        for o in api.get(f"/api/v1/cases/{case['ref']}").json()["observables"]
+        if o["type"] == "ip"
+    ]
+    assert ip["alert_count"] == 6
+    assert ip["first_seen"].startswith("2026-11-20T10:05:00")
+    assert ip["last_seen"].startswith("2026-11-20T10:41:00")
+
+
 def test_each_join_says_why_on_the_timeline(api):
     api.post(URL, json=[sshd_alert(0), sshd_alert(1, minutes=7), sshd_alert(2, minutes=14)])
     api.fold()

@@ -12,18 +12,21 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 import orjson
 from sqlalchemy import bindparam, select, tuple_, update
 from sqlalchemy import case as sql_case
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.dml import Insert
 
 from casefold.cases import service, timeline
 from casefold.cases.model import higher_severity, severity_for_level
 from casefold.folding.rules import FoldDecision, FoldRule, choose, join_reason
 from casefold.sources.model import NormalizedAlert, Observable
-from casefold.store.db import dialect_insert
+from casefold.store.db import sqlite_time
 from casefold.store.tables import (
     ALERT_FOLDED,
     ALERT_PENDING,
@@ -34,6 +37,51 @@ from casefold.store.tables import (
 )
 
 log = logging.getLogger("casefold.folding")
+
+# The fold's statements, built once: in the small slices folded while intake is busy, building
+# and cache-keying them each time cost more than running them. On SQLite the hot ones go straight
+# to the driver (as intake's and the timeline's inserts do), skipping per-row parameter
+# processing; times are written in the format SQLAlchemy's DateTime uses there.
+_PENDING_PG = (
+    select(alerts.c.id, alerts.c.normalized, alerts.c.raw)
+    .where(alerts.c.state == ALERT_PENDING)
+    .order_by(alerts.c.id)
+    .limit(bindparam("n"))
+    .with_for_update(skip_locked=True)
+)
+_SQLITE_PENDING = (
+    f"SELECT id, normalized, raw FROM alerts WHERE state = '{ALERT_PENDING}' ORDER BY id LIMIT ?"
+)
+_FOLD_ALERTS = (
+    update(alerts)
+    .where(alerts.c.id == bindparam("a_id"))
+    .values(state=bindparam("a_state"), case_id=bindparam("a_case"), fold_rule=bindparam("a_rule"))
+)
+_SQLITE_FOLD_ALERTS = "UPDATE alerts SET state = ?, case_id = ?, fold_rule = ? WHERE id = ?"
+_FOLD_CASES = (
+    update(cases)
+    .where(cases.c.id == bindparam("c_id"))
+    .values(
+        alert_count=bindparam("c_count"),
+        first_seen=bindparam("c_first"),
+        last_seen=bindparam("c_last"),
+        severity=bindparam("c_sev"),
+        updated_at=bindparam("c_now"),
+    )
+)
+_SQLITE_FOLD_CASES = (
+    "UPDATE cases SET alert_count = ?, first_seen = ?, last_seen = ?, severity = ?, "
+    "updated_at = ? WHERE id = ?"
+)
+# SQLite's two-argument min() and max() compare the stored time texts, which sort as times.
+_SQLITE_UPSERT_OBSERVABLES = (
+    "INSERT INTO case_observables "
+    "(case_id, type, value, kind, public, first_seen, last_seen, alert_count) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (case_id, type, value) DO UPDATE SET "
+    "alert_count = alert_count + excluded.alert_count, "
+    "first_seen = min(first_seen, excluded.first_seen), "
+    "last_seen = max(last_seen, excluded.last_seen)"
+)
 
 
 @dataclass
@@ -103,15 +151,13 @@ class Folder:
 
     def fold_pending(self, conn: Connection, limit: int | None = None) -> FoldResult:
         """Fold up to `limit` (default: batch_size) pending alerts, oldest first."""
-        stmt = (
-            select(alerts.c.id, alerts.c.normalized, alerts.c.raw)
-            .where(alerts.c.state == ALERT_PENDING)
-            .order_by(alerts.c.id)
-            .limit(limit or self.batch_size)
-        )
-        if conn.dialect.name == "postgresql":
-            stmt = stmt.with_for_update(skip_locked=True)
-        rows = conn.execute(stmt).all()
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:
+            # Straight through the driver: the JSON column's result processing, then decoding
+            # the document again below, cost more than the query.
+            rows = conn.exec_driver_sql(_SQLITE_PENDING, (limit or self.batch_size,)).all()
+        else:
+            rows = conn.execute(_PENDING_PG, {"n": limit or self.batch_size}).all()
         result = FoldResult(alerts=len(rows))
         if not rows:
             return result
@@ -195,16 +241,13 @@ class Folder:
             )
         self._flush(conn, open_cases, now)
         timeline.record(conn, events)
-        conn.execute(
-            update(alerts)
-            .where(alerts.c.id == bindparam("a_id"))
-            .values(
-                state=bindparam("a_state"),
-                case_id=bindparam("a_case"),
-                fold_rule=bindparam("a_rule"),
-            ),
-            alert_updates,
-        )
+        if sqlite:
+            conn.exec_driver_sql(
+                _SQLITE_FOLD_ALERTS,
+                [(u["a_state"], u["a_case"], u["a_rule"], u["a_id"]) for u in alert_updates],
+            )
+        else:
+            conn.execute(_FOLD_ALERTS, alert_updates)
         if self.after_fold is not None:
             self.after_fold(
                 conn,
@@ -420,18 +463,24 @@ class Folder:
                     "c_now": now,
                 }
             )
-        conn.execute(
-            update(cases)
-            .where(cases.c.id == bindparam("c_id"))
-            .values(
-                alert_count=bindparam("c_count"),
-                first_seen=bindparam("c_first"),
-                last_seen=bindparam("c_last"),
-                severity=bindparam("c_sev"),
-                updated_at=bindparam("c_now"),
-            ),
-            rows,
-        )
+        if conn.dialect.name == "sqlite":
+            stamp = sqlite_time(now)
+            conn.exec_driver_sql(
+                _SQLITE_FOLD_CASES,
+                [
+                    (
+                        r["c_count"],
+                        sqlite_time(r["c_first"]),
+                        sqlite_time(r["c_last"]),
+                        r["c_sev"],
+                        stamp,
+                        r["c_id"],
+                    )
+                    for r in rows
+                ],
+            )
+        else:
+            conn.execute(_FOLD_CASES, rows)
         timeline.record(conn, events)
         _upsert_observables(conn, dirty)
         for case in dirty:
@@ -457,9 +506,40 @@ def _upsert_observables(conn: Connection, touched: list[_OpenCase]) -> None:
     ]
     if not rows:
         return
-    stmt = dialect_insert(conn, case_observables)
+    if conn.dialect.name != "sqlite":
+        conn.execute(_upsert_observables_pg(), rows)
+        return
+    times: dict[int, str] = {}  # an alert's time is shared by its observables: format it once
+
+    def when(value: datetime) -> str:
+        text = times.get(id(value))
+        if text is None:
+            text = times[id(value)] = sqlite_time(value)
+        return text
+
+    conn.exec_driver_sql(
+        _SQLITE_UPSERT_OBSERVABLES,
+        [
+            (
+                r["case_id"],
+                r["type"],
+                r["value"],
+                r["kind"],
+                r["public"],
+                when(r["first_seen"]),
+                when(r["last_seen"]),
+                r["alert_count"],
+            )
+            for r in rows
+        ],
+    )
+
+
+@cache
+def _upsert_observables_pg() -> Insert:
+    stmt = postgresql.insert(case_observables)
     col, new = case_observables.c, stmt.excluded
-    stmt = stmt.on_conflict_do_update(
+    return stmt.on_conflict_do_update(
         index_elements=[col.case_id, col.type, col.value],
         set_={
             "alert_count": col.alert_count + new.alert_count,
@@ -471,7 +551,6 @@ def _upsert_observables(conn: Connection, touched: list[_OpenCase]) -> None:
             ),
         },
     )
-    conn.execute(stmt, rows)
 
 
 def _description(decision: FoldDecision, alert: NormalizedAlert) -> str:
