@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection
 from casefold.errors import CasefoldError, InvalidInputError
 from casefold.sources.alert_files import numbered_lines
 from casefold.sources.model import NormalizedAlert
+from casefold.sources.normalized import complete_view
 from casefold.sources.wazuh import MAX_LEVEL, parse_wazuh_alert
 from casefold.store.tables import alerts
 
@@ -258,7 +259,7 @@ def report_from_store(
     while True:
         # Keyset pages by id: constant memory and no OFFSET rescans on a large table.
         rows = conn.execute(
-            select(alerts.c.id, alerts.c.normalized)
+            select(alerts.c.id, alerts.c.source, alerts.c.normalized, alerts.c.raw)
             .where(alerts.c.id > last_id, *conds)
             .order_by(alerts.c.id)
             .limit(STORE_BATCH)
@@ -267,6 +268,8 @@ def report_from_store(
             break
         for row in rows:
             doc = row.normalized
+            if doc is None:  # not folded yet: stored by file intake with its header only
+                doc = complete_view(row.source, None, orjson.loads(row.raw))
             try:
                 report.add(_from_normalized(doc if isinstance(doc, dict) else orjson.loads(doc)))
             except (KeyError, TypeError, ValueError) as exc:  # a row an older version wrote

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 
 from casefold.cases.model import PRIORITIES, SEVERITIES, STATUSES, case_ref
 from casefold.errors import InvalidInputError, NotFoundError
+from casefold.sources.normalized import complete_view
 from casefold.store.tables import (
     OPEN_STATUSES,
     alerts,
@@ -516,6 +517,6 @@ def get_alert(conn: Connection, alert_id: int) -> dict[str, Any]:
     if row is None:
         raise NotFoundError(f"alert {alert_id} does not exist")
     out = alert_summary(row)
-    out["normalized"] = row["normalized"]
     out["raw"] = orjson.loads(row["raw"])
+    out["normalized"] = complete_view(row["source"], row["normalized"], out["raw"])
     return out

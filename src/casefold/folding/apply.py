@@ -16,7 +16,7 @@ from functools import cache
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam, select, tuple_, update
+from sqlalchemy import JSON, bindparam, func, select, tuple_, update
 from sqlalchemy import case as sql_case
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
@@ -24,8 +24,10 @@ from sqlalchemy.sql.dml import Insert
 
 from casefold.cases import service, timeline
 from casefold.cases.model import higher_severity, severity_for_level
+from casefold.errors import InvalidAlertError
 from casefold.folding.rules import FoldDecision, FoldRule, choose, join_reason
 from casefold.sources.model import NormalizedAlert, Observable
+from casefold.sources.normalized import complete_alert
 from casefold.store.db import sqlite_time
 from casefold.store.tables import (
     ALERT_FOLDED,
@@ -43,21 +45,34 @@ log = logging.getLogger("casefold.folding")
 # to the driver (as intake's and the timeline's inserts do), skipping per-row parameter
 # processing; times are written in the format SQLAlchemy's DateTime uses there.
 _PENDING_PG = (
-    select(alerts.c.id, alerts.c.normalized, alerts.c.raw)
+    select(alerts.c.id, alerts.c.source, alerts.c.normalized, alerts.c.raw)
     .where(alerts.c.state == ALERT_PENDING)
     .order_by(alerts.c.id)
     .limit(bindparam("n"))
     .with_for_update(skip_locked=True)
 )
 _SQLITE_PENDING = (
-    f"SELECT id, normalized, raw FROM alerts WHERE state = '{ALERT_PENDING}' ORDER BY id LIMIT ?"
+    f"SELECT id, source, normalized, raw FROM alerts WHERE state = '{ALERT_PENDING}' "
+    "ORDER BY id LIMIT ?"
 )
 _FOLD_ALERTS = (
     update(alerts)
     .where(alerts.c.id == bindparam("a_id"))
-    .values(state=bindparam("a_state"), case_id=bindparam("a_case"), fold_rule=bindparam("a_rule"))
+    .values(
+        state=bindparam("a_state"),
+        case_id=bindparam("a_case"),
+        fold_rule=bindparam("a_rule"),
+        # The normalised view of an alert file intake stored with its header only; None keeps
+        # the stored one (SQL NULL, not JSON null, hence none_as_null).
+        normalized=func.coalesce(
+            bindparam("a_view", type_=JSON(none_as_null=True)), alerts.c.normalized
+        ),
+    )
 )
-_SQLITE_FOLD_ALERTS = "UPDATE alerts SET state = ?, case_id = ?, fold_rule = ? WHERE id = ?"
+_SQLITE_FOLD_ALERTS = (
+    "UPDATE alerts SET state = ?, case_id = ?, fold_rule = ?, "
+    "normalized = coalesce(?, normalized) WHERE id = ?"
+)
 _FOLD_CASES = (
     update(cases)
     .where(cases.c.id == bindparam("c_id"))
@@ -167,12 +182,24 @@ class Folder:
         now = datetime.now(UTC)
         decided: list[tuple[int, NormalizedAlert, FoldDecision | None]] = []
         docs: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
+        views: dict[int, str] = {}  # normalised views completed here
         for row in rows:
-            norm = (
-                row.normalized if isinstance(row.normalized, dict) else orjson.loads(row.normalized)
-            )
-            alert = _from_dict(norm)
             raw = orjson.loads(row.raw)
+            norm = row.normalized
+            if isinstance(norm, str):
+                norm = orjson.loads(norm)
+            if norm is None:  # stored by file intake with its header only: normalise it now
+                try:
+                    alert, view = complete_alert(row.source, raw)
+                except InvalidAlertError as exc:  # not for any row this version stored
+                    log.error("alert %d cannot be normalised, left unfolded: %s", row.id, exc)
+                    alert_updates.append(_unmatched(row.id))
+                    result.unmatched += 1
+                    continue
+                views[row.id] = view.decode("utf-8")
+                norm = orjson.loads(view)
+            else:
+                alert = _from_dict(norm)
             docs[row.id] = (norm, raw)
             decided.append((row.id, alert, choose(self.rules, alert, raw)))
         # Take every slot's case (lock it, or open it) in one global order before folding, so
@@ -196,9 +223,7 @@ class Folder:
         opened_by: set[int] = set()
         for alert_id, alert, decision in decided:
             if decision is None:
-                alert_updates.append(
-                    {"a_id": alert_id, "a_state": ALERT_UNMATCHED, "a_case": None, "a_rule": None}
-                )
+                alert_updates.append(_unmatched(alert_id))
                 result.unmatched += 1
                 continue
             case = self._case_for(conn, open_cases, decision, alert, now)
@@ -244,9 +269,15 @@ class Folder:
         if sqlite:
             conn.exec_driver_sql(
                 _SQLITE_FOLD_ALERTS,
-                [(u["a_state"], u["a_case"], u["a_rule"], u["a_id"]) for u in alert_updates],
+                [
+                    (u["a_state"], u["a_case"], u["a_rule"], views.get(u["a_id"]), u["a_id"])
+                    for u in alert_updates
+                ],
             )
         else:
+            for u in alert_updates:
+                view = views.get(u["a_id"])
+                u["a_view"] = orjson.Fragment(view) if view is not None else None
             conn.execute(_FOLD_ALERTS, alert_updates)
         if self.after_fold is not None:
             self.after_fold(
@@ -260,6 +291,7 @@ class Folder:
                         u["a_id"] in opened_by,
                     )
                     for u in alert_updates
+                    if u["a_id"] in docs
                 ],
             )
         return result
@@ -551,6 +583,10 @@ def _upsert_observables_pg() -> Insert:
             ),
         },
     )
+
+
+def _unmatched(alert_id: int) -> dict[str, Any]:
+    return {"a_id": alert_id, "a_state": ALERT_UNMATCHED, "a_case": None, "a_rule": None}
 
 
 def _description(decision: FoldDecision, alert: NormalizedAlert) -> str:

@@ -19,7 +19,7 @@ from casefold.errors import InvalidInputError
 from casefold.intake.body import Item, Parsed
 from casefold.intake.receiver import prepare
 from casefold.sources.alert_files import numbered_lines
-from casefold.sources.wazuh import parse_wazuh_alert
+from casefold.sources.wazuh import wazuh_header
 from casefold.store.writer import Writer
 
 BATCH = 1000
@@ -84,7 +84,8 @@ def _store(
     """Store one batch in one transaction; account for it; empty `pending`."""
     if not pending:
         return
-    prepared = prepare(Parsed([item for _, item in pending], single=False), parse_wazuh_alert)
+    parsed = Parsed([item for _, item in pending], single=False)
+    prepared = prepare(parsed, wazuh_header, complete=False)  # folding normalises the rest
     stored = writer.run(prepared.store_counted) if prepared.rows else 0
     result = prepared.finish_counted(stored)
     report.stored += result.accepted

@@ -7,7 +7,7 @@ so two receivers racing on the same alert still store it once.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from casefold.errors import InvalidAlertError
-from casefold.sources.model import NormalizedAlert, Observable
+from casefold.sources.model import NormalizedAlert
+from casefold.sources.normalized import encode_normalized, without_nul
 from casefold.store.db import dialect_insert, sqlite_time
 from casefold.store.notify import ALERTS, notify
 from casefold.store.tables import ALERT_PENDING, alerts
@@ -29,19 +30,29 @@ class Receipt:
 
 
 def alert_row(
-    alert: NormalizedAlert, raw: Any, received_at: datetime, *, text: bytes | None = None
+    alert: NormalizedAlert,
+    raw: Any,
+    received_at: datetime,
+    *,
+    text: bytes | None = None,
+    complete: bool = True,
 ) -> dict[str, Any]:
     """The alerts row of one validated alert; `text` is `raw`'s JSON as received, if known.
+
+    With `complete=False`, `alert` is only a header (`wazuh_header`): the row's normalised view
+    is JSON null until folding completes it (`complete_view`).
 
     Raises InvalidAlertError for an alert that can be read but not stored (nested deeper than
     any JSON encoder writes back).
     """
-    normalized = orjson.dumps(alert, option=orjson.OPT_UTC_Z)
-    if b"\\u0000" in normalized:
-        # PostgreSQL's text columns refuse NUL; the raw JSON keeps it (escaped), the columns and
-        # the normalised view show U+FFFD instead.
-        alert = _without_nul(alert)
-        normalized = orjson.dumps(alert, option=orjson.OPT_UTC_Z)
+    if complete:
+        alert, normalized = encode_normalized(alert)
+        view: orjson.Fragment | None = orjson.Fragment(normalized)
+    else:
+        columns = (alert.title, alert.node, alert.source_id, alert.time_original, alert.rule_id)
+        if any(v and "\x00" in v for v in (*columns, alert.agent_id, alert.agent_name)):
+            alert = without_nul(alert)
+        view = None
     return {
         "source": alert.source,
         "node": alert.node[:255],
@@ -56,9 +67,9 @@ def alert_row(
         "agent_id": alert.agent_id[:64] if alert.agent_id else None,
         "agent_name": alert.agent_name[:255] if alert.agent_name else None,
         "state": ALERT_PENDING,
-        # Encoded once here, straight from the dataclass (same JSON as `to_dict`, ~half the CPU);
-        # the JSON column's serializer passes a Fragment through untouched.
-        "normalized": orjson.Fragment(normalized),
+        # Encoded once, straight from the dataclass (same JSON as `to_dict`, ~half the CPU); the
+        # JSON column's serializer passes a Fragment through untouched.
+        "normalized": view,
         "raw": text.strip().decode("utf-8") if text is not None else _raw_json(raw),
     }
 
@@ -74,26 +85,6 @@ def _raw_json(raw: Any) -> str:
         return json.dumps(raw, ensure_ascii=False, separators=(",", ":"))
     except (RecursionError, ValueError, TypeError) as exc:
         raise InvalidAlertError(f"the alert cannot be stored as JSON: {exc}") from None
-
-
-def _clean(value: Any) -> Any:
-    return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
-
-
-def _without_nul(alert: NormalizedAlert) -> NormalizedAlert:
-    changes: dict[str, Any] = {}
-    for name in NormalizedAlert.__dataclass_fields__:
-        value = getattr(alert, name)
-        if name == "observables":
-            changes[name] = [
-                Observable(_clean(o.type), _clean(o.value), _clean(o.field), o.kind, o.public)
-                for o in value
-            ]
-        elif isinstance(value, list):
-            changes[name] = [_clean(v) for v in value]
-        else:
-            changes[name] = _clean(value)
-    return replace(alert, **changes)
 
 
 def store_alerts(conn: Connection, rows: list[dict[str, Any]]) -> list[Receipt]:

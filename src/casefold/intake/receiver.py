@@ -93,8 +93,11 @@ def receive(parsed: Parsed, parse: SourceParser, writer: Writer) -> IntakeResult
     return prepared.finish(writer.run(prepared.store) if prepared.rows else [])
 
 
-def prepare(parsed: Parsed, parse: SourceParser) -> Prepared:
-    """Validate every item; nothing is written here."""
+def prepare(parsed: Parsed, parse: SourceParser, *, complete: bool = True) -> Prepared:
+    """Validate every item; nothing is written here.
+
+    `complete=False` (file intake, with a header parser): rows leave the normalised view to
+    folding, see `alert_row`."""
     result = IntakeResult()
     rows: list[dict[str, Any]] = []
     slots: list[int] = []  # position in results of each stored row
@@ -108,7 +111,9 @@ def prepare(parsed: Parsed, parse: SourceParser) -> Prepared:
                 err = InvalidAlertError("an alert must be a JSON object", field=where)
             else:
                 try:
-                    row = alert_row(parse(item.doc), item.doc, now, text=item.text)
+                    row = alert_row(
+                        parse(item.doc), item.doc, now, text=item.text, complete=complete
+                    )
                 except InvalidInputError as exc:
                     err = exc
         if err is not None:

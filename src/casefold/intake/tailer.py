@@ -55,7 +55,7 @@ from casefold.sources.alert_files import (
     parse_archive,
     skip_gzip,
 )
-from casefold.sources.wazuh import parse_wazuh_alert
+from casefold.sources.wazuh import wazuh_header
 from casefold.store.db import dialect_insert
 from casefold.store.tables import tail_positions, tail_rejects
 from casefold.store.writer import Writer
@@ -342,7 +342,9 @@ class AlertsTailer:
             count += 1
             starts.append(begin)
             items.append(Item(len(items), doc, line=index, text=line))
-        prepared = prepare(Parsed(items, single=False), parse_wazuh_alert) if items else None
+        # Only what the store indexes is read here; folding normalises the rest.
+        parsed = Parsed(items, single=False)
+        prepared = prepare(parsed, wazuh_header, complete=False) if items else None
         if prepared is not None and prepared.result.rejected:
             for entry in prepared.result.results:
                 if "error" in entry:

@@ -44,6 +44,7 @@ from casefold.metrics import PLAYBOOK_RUN_SECONDS
 from casefold.playbooks.library import PlaybookLibrary
 from casefold.playbooks.model import Playbook
 from casefold.playbooks.runner import WAITING, Runner, RunOutcome, StepRecord, redact
+from casefold.sources.normalized import complete_view
 from casefold.store.db import dialect_insert
 from casefold.store.notify import RUNS, notify
 from casefold.store.tables import (
@@ -353,19 +354,20 @@ class PlaybookEngine:
         missing = [run.alert_id for run in claimed if run.alert is None]
         if not missing:
             return
+        found: dict[int, _AlertDocs] = {}
         with self.engine.connect() as conn:
-            found = {
-                r.id: _AlertDocs(
-                    orjson.loads(r.raw),
-                    r.normalized if isinstance(r.normalized, dict) else orjson.loads(r.normalized),
-                    r.case_id,
-                )
-                for r in conn.execute(
-                    select(alerts.c.id, alerts.c.raw, alerts.c.normalized, alerts.c.case_id).where(
-                        alerts.c.id.in_(missing)
-                    )
-                )
-            }
+            for r in conn.execute(
+                select(
+                    alerts.c.id,
+                    alerts.c.source,
+                    alerts.c.raw,
+                    alerts.c.normalized,
+                    alerts.c.case_id,
+                ).where(alerts.c.id.in_(missing))
+            ):
+                raw = orjson.loads(r.raw)
+                norm = orjson.loads(r.normalized) if isinstance(r.normalized, str) else r.normalized
+                found[r.id] = _AlertDocs(raw, complete_view(r.source, norm, raw), r.case_id)
         for run in claimed:
             if run.alert is None:
                 run.alert = found.get(run.alert_id)

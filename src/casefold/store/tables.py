@@ -112,6 +112,8 @@ alerts = Table(
     Column("state", String(16), nullable=False),
     Column("case_id", Id, ForeignKey("cases.id", ondelete="SET NULL")),
     Column("fold_rule", String(200)),
+    # JSON null (not SQL NULL) while an alert from file intake waits for folding to normalise
+    # it; readers then compute it from `raw` (sources/normalized.py).
     Column("normalized", JSON, nullable=False),
     Column("raw", Text, nullable=False),
     Index(

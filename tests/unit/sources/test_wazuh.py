@@ -16,7 +16,14 @@ from hypothesis import strategies as st
 
 from casefold.errors import InvalidAlertError
 from casefold.sources.model import NormalizedAlert, Observable
-from casefold.sources.wazuh import alert_content_hash, parse_wazuh_alert, wazuh_timestamp
+from casefold.sources.wazuh import (
+    _TIMESTAMP_RE,
+    _timestamp_from_parts,
+    alert_content_hash,
+    parse_wazuh_alert,
+    wazuh_header,
+    wazuh_timestamp,
+)
 
 SAMPLES = Path(__file__).resolve().parents[3].parent / "shared" / "samples" / "wazuh"
 
@@ -540,6 +547,53 @@ def test_wazuh_timestamp_rejects(value: str) -> None:
     with pytest.raises(InvalidAlertError) as info:
         wazuh_timestamp(value)
     assert info.value.field == "timestamp"
+
+
+_TWO = st.integers(0, 99).map("{:02d}".format)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    year=st.integers(1, 9999).map("{:04d}".format),
+    month=_TWO,
+    day=_TWO,
+    clock=st.tuples(_TWO, _TWO, _TWO),
+    sep=st.sampled_from(["T", " "]),
+    frac=st.one_of(st.just(""), st.from_regex(r"[.,][0-9]{1,9}", fullmatch=True)),
+    zone=st.one_of(
+        st.sampled_from(["Z", "z"]),
+        st.tuples(st.sampled_from("+-"), _TWO, st.sampled_from([":", ""]), _TWO).map("".join),
+    ),
+)
+def test_the_fast_timestamp_path_reads_like_the_parts(year, month, day, clock, sep, frac, zone):
+    # wazuh_timestamp hands what its pattern accepts to datetime.fromisoformat; whatever that
+    # returns must be what the field-by-field reading returns, and what it refuses must fail.
+    value = f"{year}-{month}-{day}{sep}{':'.join(clock)}{frac}{zone}"
+    match = _TIMESTAMP_RE.fullmatch(value)
+    assert match is not None
+    try:
+        expected = _timestamp_from_parts(match, value)
+    except InvalidAlertError:
+        with pytest.raises(InvalidAlertError):
+            wazuh_timestamp(value)
+        return
+    assert wazuh_timestamp(value) == expected
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_the_header_is_the_normalised_alert_without_its_details(name: str) -> None:
+    # File intake stores alerts with the header alone; it must index them as intake would.
+    raw = load(name)
+    full, header = parse_wazuh_alert(raw), wazuh_header(raw)
+    assert header.observables == [] and header.groups == [] and header.mitre_ids == []
+    for field in ("source_id", "node", "time_utc", "time_original", "title", "level", "rule_id"):
+        assert getattr(header, field) == getattr(full, field)
+    assert (header.agent_id, header.agent_name, header.manager, header.dedup_key) == (
+        full.agent_id,
+        full.agent_name,
+        full.manager,
+        full.dedup_key,
+    )
 
 
 def test_time_original_is_kept_verbatim() -> None:
