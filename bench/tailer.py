@@ -54,6 +54,7 @@ from alerts import AlertGenerator, ndjson  # noqa: E402
 from intake import INTAKE, fmt, git_commit, percentile, proc_cpu_seconds  # noqa: E402
 from support.server import ServerProcess  # noqa: E402
 
+from casefold.config import Settings  # noqa: E402
 from casefold.sources.alert_files import archive_name  # noqa: E402
 
 TARGET_PINNED_ALERTS_PER_S = 20_000.0
@@ -178,7 +179,6 @@ def measure_tailer(
     """
     from sqlalchemy import func, select
 
-    from casefold.config import Settings
     from casefold.runtime import Runtime, tune_gc
     from casefold.store.tables import alerts
 
@@ -217,7 +217,6 @@ def measure_end_to_end(alerts_json: Path, data_dir: Path, expected: int, batch_l
     """The whole runtime started on a fresh store; timed until every alert is folded."""
     from sqlalchemy import func, select
 
-    from casefold.config import Settings
     from casefold.runtime import Runtime, tune_gc
     from casefold.store.tables import ALERT_PENDING, alerts, cases
 
@@ -451,7 +450,12 @@ def main(argv: list[str] | None = None) -> int:
         "--sample", type=int, help="alerts sent integratord's way (default 500; quick 100)"
     )
     ap.add_argument("--runs", type=int, help="runs of each (b), the median reported (3; quick 1)")
-    ap.add_argument("--batch-lines", type=int, default=2000, help="tail_batch_lines")
+    ap.add_argument(
+        "--batch-lines",
+        type=int,
+        default=Settings.model_fields["tail_batch_lines"].default,
+        help="tail_batch_lines (default: Casefold's)",
+    )
     ap.add_argument("--cpu", type=int, help="the CPU to pin (b) to (default: the idlest)")
     ap.add_argument("--seed", type=int, default=20240611)
     ap.add_argument("--tmp", type=Path, help="where the files and stores go (default: $TMPDIR)")

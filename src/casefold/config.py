@@ -383,7 +383,7 @@ class Settings(BaseModel):
         0.25, gt=0, le=60, description="How often the followed file is checked when idle."
     )
     tail_batch_lines: int = Field(
-        2000, ge=1, le=100_000, description="Most lines stored per transaction by the tailer."
+        500, ge=1, le=100_000, description="Most lines stored per transaction by the tailer."
     )
     tail_max_line_bytes: int = Field(
         64 * 1024 * 1024,
