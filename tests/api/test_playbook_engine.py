@@ -4,6 +4,7 @@ keeping the last good version, the SSRF guard, retry, and taking over a crashed 
 
 from __future__ import annotations
 
+import json
 import textwrap
 import time
 from collections.abc import Iterator
@@ -17,6 +18,8 @@ from sqlalchemy import select, update
 from support.alerts import fim_alert, sshd_alert
 
 from casefold.access import Role, create_token
+from casefold.intake.files import ingest_files
+from casefold.store.tables import alerts as alerts_table
 from casefold.store.tables import playbook_runs
 
 URL = "/api/v1/alerts/wazuh"
@@ -219,7 +222,17 @@ actions:
 """
 
 
-def test_triggers_match_only_the_right_alerts(api_factory, tmp_path):
+def ingest(api: Any, path: Path, *alerts: dict[str, Any]) -> list[int]:
+    """File intake (as the tailer stores them: header only, normalised by folding)."""
+    path.write_text("".join(json.dumps(a) + "\n" for a in alerts))
+    assert ingest_files([path], api.runtime.writer).stored == len(alerts)
+    with api.runtime.engine.connect() as conn:
+        ids = dict(conn.execute(select(alerts_table.c.source_id, alerts_table.c.id)).all())
+    return [ids[a["id"]] for a in alerts]
+
+
+@pytest.mark.parametrize("via", ["http", "file"])
+def test_triggers_match_only_the_right_alerts(api_factory, tmp_path, via):
     api = make_api(
         api_factory,
         tmp_path,
@@ -240,7 +253,12 @@ def test_triggers_match_only_the_right_alerts(api_factory, tmp_path):
         "joined": sshd_alert(7, srcip="203.0.113.1", level=10, minutes=1),
         "fim": fim_alert(1),
     }
-    ids = dict(zip(alerts, post(api, *alerts.values()), strict=True))
+    stored = (
+        post(api, *alerts.values())
+        if via == "http"
+        else ingest(api, tmp_path / "alerts.json", *alerts.values())
+    )
+    ids = dict(zip(alerts, stored, strict=True))
     process(api)
     ran = {name: sorted(r["playbook"] for r in runs_of(api, i)) for name, i in ids.items()}
     assert ran == {

@@ -116,10 +116,17 @@ class FoldedAlert:
     """One alert of a fold batch, as the after-fold hook (playbooks) sees it."""
 
     alert_id: int
-    normalized: dict[str, Any]
+    view: dict[str, Any] | bytes  # the normalised view, or its JSON if this fold completed it
     raw: dict[str, Any]
     case_id: int | None
     opened: bool  # this alert opened its case
+
+    @property
+    def normalized(self) -> dict[str, Any]:
+        # Decoded on first use: with no playbook nobody reads it.
+        if isinstance(self.view, bytes):
+            self.view = orjson.loads(self.view)
+        return self.view
 
 
 @dataclass
@@ -181,7 +188,7 @@ class Folder:
         events: list[dict[str, Any]] = []
         now = datetime.now(UTC)
         decided: list[tuple[int, NormalizedAlert, FoldDecision | None]] = []
-        docs: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
+        docs: dict[int, tuple[dict[str, Any] | bytes, dict[str, Any]]] = {}
         views: dict[int, str] = {}  # normalised views completed here
         for row in rows:
             raw = orjson.loads(row.raw)
@@ -197,10 +204,10 @@ class Folder:
                     result.unmatched += 1
                     continue
                 views[row.id] = view.decode("utf-8")
-                norm = orjson.loads(view)
+                docs[row.id] = (view, raw)
             else:
                 alert = _from_dict(norm)
-            docs[row.id] = (norm, raw)
+                docs[row.id] = (norm, raw)
             decided.append((row.id, alert, choose(self.rules, alert, raw)))
         # Take every slot's case (lock it, or open it) in one global order before folding, so
         # that two workers whose batches share keys wait for each other instead of deadlocking.
