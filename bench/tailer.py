@@ -80,6 +80,21 @@ def cpu_jiffies() -> dict[str, tuple[int, int]]:
     return out
 
 
+def python_speed_ms() -> float:
+    """Milliseconds one core takes for a fixed pure-Python loop (best of 3).
+
+    This VM's speed drifts by 1.5x over minutes (its host is shared), with no steal time to show
+    it: this probe, taken before and after, says how fast the machine was during the run."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for i in range(2_000_000):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return best * 1000
+
+
 def loadavg() -> list[float]:
     return [float(v) for v in Path("/proc/loadavg").read_text().split()[:3]]
 
@@ -474,7 +489,12 @@ def main(argv: list[str] | None = None) -> int:
         return child_main(args)
 
     load_before = loadavg()
-    print(f"load average before: {' '.join(f'{v:.2f}' for v in load_before)}", flush=True)
+    speed_before = python_speed_ms()
+    print(
+        f"load average before: {' '.join(f'{v:.2f}' for v in load_before)}; "
+        f"speed probe {speed_before:.0f} ms",
+        flush=True,
+    )
     tmp = Path(tempfile.mkdtemp(prefix="casefold-bench-tailer-", dir=args.tmp))
     args.tmp = tmp
     try:
@@ -506,6 +526,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"kept {tmp}")
     load_after = loadavg()
+    speed_after = python_speed_ms()
 
     targets = {
         "tailer_pinned_alerts_per_s": {
@@ -570,7 +591,8 @@ def main(argv: list[str] | None = None) -> int:
     print("    others = CPU used by other processes meanwhile, in % of one core (of the pinned")
     print(
         f"    CPU for the pinned run); load average {' '.join(f'{v:.2f}' for v in load_before)} "
-        f"before, {' '.join(f'{v:.2f}' for v in load_after)} after"
+        f"before, {' '.join(f'{v:.2f}' for v in load_after)} after; speed probe (a fixed Python "
+        f"loop, lower is faster) {speed_before:.0f} ms before, {speed_after:.0f} ms after"
     )
     print()
     print(f"{'ratio':<46}{'x':>10}")
@@ -593,6 +615,7 @@ def main(argv: list[str] | None = None) -> int:
             "platform": platform.platform(),
             "load_before": load_before,
             "load_after": load_after,
+            "speed_probe_ms": [speed_before, speed_after],
         },
         "config": {
             "alerts": args.alerts,
