@@ -33,7 +33,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import orjson
 from sqlalchemy import select, update
@@ -112,6 +112,10 @@ class _File(LineReader):
 class _Commit:
     """One writer transaction: alerts, rejected lines and the new position, if the stored
     position is still `expected`; otherwise ConflictError and nothing is written."""
+
+    # No fsync of its own (store/writer.py): the file is the durable copy of these alerts, and a
+    # power cut undoes them with the checkpoint that covers them, so they are read again.
+    durable: ClassVar[bool] = False
 
     name: str
     expected: Position
