@@ -634,6 +634,40 @@ def test_runs_of_a_crashed_runner_complete_exactly_once(api_factory, tmp_path):
     assert leases == [None] * len(ips)
 
 
+def test_a_run_that_outlived_its_lease_is_recorded_only_by_the_runner_that_took_it_over(
+    api_factory, tmp_path
+):
+    api = make_api(api_factory, tmp_path, {"comment": COMMENT}, playbook_workers=0)
+    [alert_id] = post(api, sshd_alert(0, srcip="203.0.113.9"))
+    api.fold()
+    engine = api.runtime.playbooks
+    [slow] = api.runtime.writer.run(lambda conn: engine._claim(conn, 50))
+
+    def lease(until: datetime) -> None:
+        api.runtime.writer.run(
+            lambda conn: conn.execute(
+                update(playbook_runs)
+                .where(playbook_runs.c.id == slow.run_id)
+                .values(lease_until=until)
+            )
+        )
+
+    # While the first runner executes, its lease runs out and another runner claims the run.
+    lease(datetime.now(UTC) + timedelta(minutes=5))
+    engine._load([slow])
+    outcomes = [engine._execute(slow)]
+    api.runtime.writer.run(lambda conn: engine._flush(conn, outcomes))
+    run = the_run(api, alert_id)
+    assert run["status"] == "running"  # not recorded: it belongs to the other claim now
+    assert case(api, run["case"])["comments"] == []  # and its case changes were not applied
+
+    lease(datetime.now(UTC) - timedelta(minutes=1))  # that claim ends too; the run is taken again
+    assert engine.drain() == 1
+    run = the_run(api, alert_id)
+    assert run["status"] == "succeeded"
+    assert [c["content"] for c in case(api, run["case"])["comments"]] == ["seen 203.0.113.9"]
+
+
 def crash_mid_run(api: Any) -> list[Any]:
     """A runner claims every due run and executes it, then dies before recording anything;
     its leases are then made to expire. Returns what it had claimed."""
