@@ -12,7 +12,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cache
 from typing import Any
 
 import orjson
@@ -97,6 +96,26 @@ _SQLITE_UPSERT_OBSERVABLES = (
     "first_seen = min(first_seen, excluded.first_seen), "
     "last_seen = max(last_seen, excluded.last_seen)"
 )
+
+
+def _upsert_observables_pg() -> Insert:
+    stmt = postgresql.insert(case_observables)
+    col, new = case_observables.c, stmt.excluded
+    return stmt.on_conflict_do_update(
+        index_elements=[col.case_id, col.type, col.value],
+        set_={
+            "alert_count": col.alert_count + new.alert_count,
+            "first_seen": sql_case(
+                (new.first_seen < col.first_seen, new.first_seen), else_=col.first_seen
+            ),
+            "last_seen": sql_case(
+                (new.last_seen > col.last_seen, new.last_seen), else_=col.last_seen
+            ),
+        },
+    )
+
+
+_UPSERT_OBSERVABLES_PG = _upsert_observables_pg()
 
 
 @dataclass
@@ -546,7 +565,7 @@ def _upsert_observables(conn: Connection, touched: list[_OpenCase]) -> None:
     if not rows:
         return
     if conn.dialect.name != "sqlite":
-        conn.execute(_upsert_observables_pg(), rows)
+        conn.execute(_UPSERT_OBSERVABLES_PG, rows)
         return
     times: dict[int, str] = {}  # an alert's time is shared by its observables: format it once
 
@@ -571,24 +590,6 @@ def _upsert_observables(conn: Connection, touched: list[_OpenCase]) -> None:
             )
             for r in rows
         ],
-    )
-
-
-@cache
-def _upsert_observables_pg() -> Insert:
-    stmt = postgresql.insert(case_observables)
-    col, new = case_observables.c, stmt.excluded
-    return stmt.on_conflict_do_update(
-        index_elements=[col.case_id, col.type, col.value],
-        set_={
-            "alert_count": col.alert_count + new.alert_count,
-            "first_seen": sql_case(
-                (new.first_seen < col.first_seen, new.first_seen), else_=col.first_seen
-            ),
-            "last_seen": sql_case(
-                (new.last_seen > col.last_seen, new.last_seen), else_=col.last_seen
-            ),
-        },
     )
 
 
