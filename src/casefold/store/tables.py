@@ -238,7 +238,6 @@ case_observables = Table(
     Column("verdict", String(20)),
     Column("enriched_at", DateTime(timezone=True)),
     UniqueConstraint("case_id", "type", "value", name="uq_case_observable"),
-    Index("ix_case_observables_value", "type", "value"),
     Index("ix_case_observables_enriched", "enriched_at", "id"),
 )
 
