@@ -32,6 +32,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -387,6 +388,22 @@ def fmt(v: float, digits: int = 1) -> str:
     return "-" if v != v else f"{v:,.{digits}f}"
 
 
+def report_head(benchmark: str, quick: bool, **machine: Any) -> dict[str, Any]:
+    """The opening of every bench's results JSON: what ran, when, at which commit, on what."""
+    return {
+        "benchmark": benchmark,
+        "mode": "quick" if quick else "full",
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "commit": git_commit(),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            **machine,
+        },
+    }
+
+
 def git_commit() -> str | None:
     try:
         return subprocess.run(
@@ -587,15 +604,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<26}{t['target']:>10}{fmt(t['measured']):>12}  {verdict(t['pass'])}")
 
     report = {
-        "benchmark": "intake",
-        "mode": "quick" if args.quick else "full",
-        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "commit": git_commit(),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+        **report_head("intake", args.quick),
         "config": {
             "runs": runs,
             "single_alerts": n_single,

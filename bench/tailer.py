@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import os
-import platform
 import pstats
 import resource
 import secrets
@@ -51,7 +50,14 @@ sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(BENCH))
 
 from alerts import AlertGenerator, ndjson  # noqa: E402
-from intake import INTAKE, fmt, git_commit, percentile, proc_cpu_seconds  # noqa: E402
+from intake import (  # noqa: E402
+    INTAKE,
+    fmt,
+    git_commit,
+    percentile,
+    proc_cpu_seconds,
+    report_head,
+)
 from support.server import ServerProcess  # noqa: E402
 
 from casefold.config import Settings  # noqa: E402
@@ -605,18 +611,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<30}{t['target']:>10}{fmt(t['measured'], 0):>12}  {verdict}")
 
     report = {
-        "benchmark": "tailer",
-        "mode": "quick" if args.quick else "full",
-        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "commit": git_commit(),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "load_before": load_before,
-            "load_after": load_after,
-            "speed_probe_ms": [speed_before, speed_after],
-        },
+        **report_head(
+            "tailer",
+            args.quick,
+            load_before=load_before,
+            load_after=load_after,
+            speed_probe_ms=[speed_before, speed_after],
+        ),
         "config": {
             "alerts": args.alerts,
             "file_mb": file_mb,

@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import platform
 import random
 import re
 import signal
@@ -73,6 +72,9 @@ from casefold.store.db import make_engine, migrate
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
+sys.path.insert(0, str(BENCH))
+from intake import fmt, git_commit, report_head  # noqa: E402
+
 SAMPLES = REPO.parent / "shared" / "samples" / "wazuh"
 DEFAULT_DATA_DIR = Path(tempfile.gettempdir()) / "casefold-bench-web"
 TARGET_P95_MS = 150.0
@@ -2235,24 +2237,6 @@ def retime(db_path: Path, entries: list[dict[str, Any]]) -> None:
 # -- report ------------------------------------------------------------------------------------
 
 
-def fmt(v: float, digits: int = 1) -> str:
-    return "-" if v != v else f"{v:,.{digits}f}"
-
-
-def git_commit() -> str | None:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=REPO,
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 def markdown_table(results: list[PageResult]) -> str:
     lines = [
         "| Page | p50 ms | p95 ms | p99 ms | req/s | KB | first request ms | other CPU % "
@@ -2467,15 +2451,7 @@ def main(argv: list[str] | None = None) -> int:
     if sql:
         print_sql(sql)
     report = {
-        "benchmark": "web",
-        "mode": "quick" if args.quick else "full",
-        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "commit": git_commit(),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+        **report_head("web", args.quick),
         "store": {**info, "bytes_on_disk": db_bytes, "data_dir": str(args.data_dir)},
         "config": {
             "requests": n_req,

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
-import platform
 import shutil
 import signal
 import subprocess
@@ -44,7 +43,7 @@ sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(BENCH))
 
 from alerts import AlertGenerator, ndjson  # noqa: E402
-from intake import INTAKE, fmt, git_commit, proc_cpu_seconds  # noqa: E402
+from intake import INTAKE, fmt, git_commit, proc_cpu_seconds, report_head  # noqa: E402
 from support.postgres import PostgresServer, find_bindir  # noqa: E402
 from support.server import ServerProcess  # noqa: E402
 from tailer import cpu_jiffies, loadavg  # noqa: E402
@@ -89,43 +88,13 @@ class Worker:
                 self.proc.wait()
 
 
-class BenchPostgres(PostgresServer):
-    """The tests' private PostgreSQL server, restarted with fsync as asked.
-
-    The test helper starts it with `-c fsync=off` on the command line, which ALTER SYSTEM
-    cannot override; `pg_ctl restart -o` replaces the whole command line.
-    """
-
-    def __init__(self, bindir: Path, fsync: str) -> None:
-        super().__init__(bindir)
-        self.fsync = fsync
-
-    def start(self) -> BenchPostgres:
-        super().start()
-        opts = (
-            f"-p {self.port} -k /tmp -c listen_addresses=127.0.0.1 -c max_connections=200 "
-            f"-c fsync={self.fsync}"
-        )
-        self._run(
-            f"{self.bindir}/pg_ctl",
-            "-D",
-            str(self.datadir),
-            "-o",
-            f"'{opts}'",
-            "-l",
-            f"{self.datadir}/log",
-            "-w",
-            "restart",
-        )
-        return self
-
-    def settings(self) -> str:
-        shown = []
-        with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            for name in ("fsync", "synchronous_commit", "shared_buffers"):
-                row = conn.execute(f"SHOW {name}").fetchone()
-                shown.append(f"{name} {row[0] if row else '?'}")
-        return ", ".join(shown)
+def pg_settings(pg: PostgresServer) -> str:
+    shown = []
+    with psycopg.connect(pg.admin_url, autocommit=True) as conn:
+        for name in ("fsync", "synchronous_commit", "shared_buffers"):
+            row = conn.execute(f"SHOW {name}").fetchone()
+            shown.append(f"{name} {row[0] if row else '?'}")
+    return ", ".join(shown)
 
 
 def postgres_pids(pg: PostgresServer) -> list[int]:
@@ -368,10 +337,10 @@ def main(argv: list[str] | None = None) -> int:
     timeout = max(600.0, n_alerts / 20)
     tmp = Path(tempfile.mkdtemp(prefix="casefold-bench-workers-", dir=args.tmp))
     print(f"starting PostgreSQL ({bindir}) ...", flush=True)
-    pg = BenchPostgres(bindir, args.pg_fsync).start()
+    pg = PostgresServer(bindir, fsync=args.pg_fsync).start()
     runs: list[RunResult] = []
     try:
-        settings = pg.settings()
+        settings = pg_settings(pg)
         for w in [0, *counts]:
             what = f"{w} worker(s) + casefold serve --role api" if w else "casefold serve (all)"
             print(f"  {what}: {n_alerts:,} alerts ...", flush=True)
@@ -431,17 +400,7 @@ def main(argv: list[str] | None = None) -> int:
         print("    note: the runs opened different numbers of cases from the same alerts")
 
     report = {
-        "benchmark": "workers",
-        "mode": "quick" if args.quick else "full",
-        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "commit": git_commit(),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "load_before": load_before,
-            "load_after": load_after,
-        },
+        **report_head("workers", args.quick, load_before=load_before, load_after=load_after),
         "config": {
             "alerts": n_alerts,
             "batch": BATCH,

@@ -27,8 +27,9 @@ def find_bindir() -> Path | None:
 
 
 class PostgresServer:
-    def __init__(self, bindir: Path) -> None:
+    def __init__(self, bindir: Path, *, fsync: str = "off") -> None:
         self.bindir = bindir
+        self.fsync = fsync  # off for tests, which need no durability; benchmarks ask for on
         self.port = free_port()
         self.datadir = Path(tempfile.mkdtemp(prefix="casefold-pg-"))
         self._counter = 0
@@ -60,7 +61,7 @@ class PostgresServer:
             "--no-sync",
         )
         opts = (
-            f"-p {self.port} -k /tmp -c listen_addresses=127.0.0.1 -c fsync=off "
+            f"-p {self.port} -k /tmp -c listen_addresses=127.0.0.1 -c fsync={self.fsync} "
             "-c max_connections=200"
         )
         self._run(
