@@ -203,7 +203,7 @@ class Runtime:
             self.engine, host=settings.metrics_host, port=settings.metrics_port
         )
         self.checkpointer = (
-            Checkpointer(self.engine, Path(self.engine.url.database))
+            Checkpointer(self.engine, Path(self.engine.url.database), writer=self.writer)
             if settings.is_sqlite and self.engine.url.database not in (None, "", ":memory:")
             else None
         )

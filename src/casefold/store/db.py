@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import Future
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,10 +24,12 @@ from sqlalchemy.engine import Connection
 
 from casefold.config import Settings
 from casefold.errors import ConfigError
+from casefold.store.writer import Writer
 
 log = logging.getLogger("casefold.store")
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
 MIGRATION_LOCK = 0x6361_7365_666F_6C64  # "casefold": the advisory lock key of migrations
 
 
@@ -82,6 +85,8 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
         # No checkpoint inside a commit: copying the WAL into a 300 MB database file stalled the
         # writer for hundreds of milliseconds. The Checkpointer thread does it beside the writer.
         cur.execute("PRAGMA wal_autocheckpoint=0")
+        # When the WAL starts over, a file that a burst grew past this is cut back to it.
+        cur.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         cur.close()
 
     @event.listens_for(engine, "begin")
@@ -135,7 +140,10 @@ class Checkpointer:
     """Copies SQLite's WAL back into the database file from its own thread and connection.
 
     PASSIVE checkpoints never block the writer or readers; they run once the WAL has grown past
-    `min_bytes`, checked every `interval` seconds.
+    `min_bytes`, checked every `interval` seconds. Under a steady stream of commits such a
+    checkpoint never copies the very last frames, and SQLite rewinds the WAL only when all were
+    copied; so when the WAL still held `restart_frames` or more, the writer is asked to copy the
+    rest between two of its transactions (Writer.checkpoint_wal), and the WAL starts over.
     """
 
     def __init__(
@@ -143,16 +151,21 @@ class Checkpointer:
         engine: Engine,
         db_path: Path,
         *,
+        writer: Writer | None = None,
         interval: float = 1.0,
         min_bytes: int = 4 * 1024 * 1024,
+        restart_frames: int = 1000,
         statistics_interval: float = 3600.0,
     ) -> None:
         self._engine = engine
+        self._writer = writer
+        self._finishing: Future[Any] | None = None
         self._statistics_interval = statistics_interval
         self._statistics_at = time.monotonic()
         self._wal = Path(str(db_path) + "-wal")
         self._interval = interval
         self._min_bytes = min_bytes
+        self._restart_frames = restart_frames
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="casefold-checkpoint", daemon=True)
 
@@ -165,15 +178,17 @@ class Checkpointer:
             self._thread.join(timeout=30)
             self.checkpoint()
 
-    def checkpoint(self) -> None:
+    def checkpoint(self) -> int:
+        """One PASSIVE checkpoint; returns how many frames the WAL holds."""
         with self._engine.connect() as conn:
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            row = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").first()
+        return int(row[1]) if row is not None else 0
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
             try:
                 if self._wal.exists() and self._wal.stat().st_size >= self._min_bytes:
-                    self.checkpoint()
+                    self._finish(self.checkpoint())
             except Exception as exc:  # a busy database is retried next round
                 log.warning("WAL checkpoint failed: %s", exc)
             if time.monotonic() - self._statistics_at >= self._statistics_interval:
@@ -182,6 +197,12 @@ class Checkpointer:
                     refresh_statistics(self._engine)
                 except Exception as exc:  # plans stay as they were; tried again next interval
                     log.warning("refreshing the query planner's statistics failed: %s", exc)
+
+    def _finish(self, frames: int) -> None:
+        if self._writer is None or frames < self._restart_frames:
+            return
+        if self._finishing is None or self._finishing.done():  # one request at a time
+            self._finishing = self._writer.checkpoint_wal()
 
 
 def dialect_insert(conn: Connection, table: Table) -> Insert:

@@ -87,6 +87,18 @@ class Writer:
         """Run `job` in the writer and wait for its committed result (or its exception)."""
         return self.submit(job, background=background).result(timeout)
 
+    def checkpoint_wal(self) -> Future[tuple[int, int, int] | None]:
+        """Finish a SQLite WAL checkpoint from the writer's own connection, between transactions.
+
+        The Checkpointer thread copies the WAL into the database beside the writer, but under a
+        steady stream of commits it never catches up with the last frames, and SQLite only
+        rewinds the WAL to its start when every frame was copied: the WAL then grew by tens of
+        MB a minute, and every page read searched a longer WAL index. Here no commit can land
+        meanwhile, so the few frames left are copied and the next transaction rewinds the WAL.
+        Returns SQLite's (busy, frames in the WAL, frames copied), or None off SQLite.
+        """
+        return self.submit(_WalCheckpoint(), background=True)
+
     @property
     def busy(self) -> bool:
         """True while foreground work is waiting (background producers may back off)."""
@@ -130,6 +142,14 @@ class Writer:
     def _commit_group(self, conn: Connection, group: list[Entry]) -> Connection:
         group = [(job, fut) for job, fut in group if fut.set_running_or_notify_cancel()]
         if not group:
+            return conn
+        if isinstance(group[0][0], _WalCheckpoint):  # alone: it comes from the background lane
+            job, fut = group[0]
+            try:
+                fut.set_result(job(conn))
+            except Exception as exc:  # a busy database: the next pass tries again
+                fut.set_exception(exc)
+                return self._reconnect_if_broken(conn)
             return conn
         if self._relaxable and not any(getattr(job, "durable", True) for job, _ in group):
             # Jobs marked `durable = False` (the tailer's batches: alerts.json is the durable
@@ -201,6 +221,18 @@ class Writer:
             self._relaxable = conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2
             conn.commit()  # ends the implicit transaction SQLAlchemy began for the PRAGMAs
         return conn
+
+
+class _WalCheckpoint:
+    """PRAGMA wal_checkpoint(PASSIVE) outside any transaction (SQLite refuses one inside)."""
+
+    def __call__(self, conn: Connection) -> tuple[int, int, int] | None:
+        if conn.dialect.name != "sqlite":
+            return None
+        dbapi = conn.connection.dbapi_connection
+        assert dbapi is not None
+        busy, frames, copied = dbapi.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return busy, frames, copied
 
 
 def _synchronous(conn: Connection, mode: str) -> None:
