@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import Depends, FastAPI, Request, Response
 
@@ -19,11 +20,27 @@ from casefold.api import response as response_api
 from casefold.api import runs as runs_api
 from casefold.api import webhooks as webhooks_api
 from casefold.api.auth import require
-from casefold.api.fastpath import IntakeFastPath
+from casefold.api.fastpath import IntakeFastPath, Receive, Scope, Send
 from casefold.api.responses import json_response
 from casefold.runtime import Runtime, tune_gc
 from casefold.sources.wazuh import parse_wazuh_alert
 from casefold.web import site as web_site
+
+
+class CasefoldApp(FastAPI):
+    """FastAPI with the intake fast path in front of its whole stack.
+
+    Added as a middleware, the fast path sat inside FastAPI's own layers (error, telemetry and
+    body-limit middlewares, each wrapping `send` or `receive`): a tenth of the event loop's time
+    per single-alert request."""
+
+    fast_path: IntakeFastPath | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.fast_path is None:
+            await super().__call__(scope, receive, send)
+        else:
+            await self.fast_path(scope, receive, send)
 
 
 def create_app(runtime: Runtime, *, manage_runtime: bool = False, role: str = "all") -> FastAPI:
@@ -42,7 +59,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = False, role: str = "a
             if manage_runtime:
                 runtime.stop()
 
-    app = FastAPI(
+    app = CasefoldApp(
         title="Casefold",
         version=__version__,
         openapi_url=None,
@@ -74,8 +91,11 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = False, role: str = "a
     def openapi(request: Request) -> Response:
         return json_response(request.app.openapi())
 
-    # Outermost: answers the hot intake route before Starlette's stack when it safely can.
-    app.add_middleware(
-        IntakeFastPath, runtime=runtime, parsers={"/api/v1/alerts/wazuh": parse_wazuh_alert}
+    # Outermost: answers the hot intake route before FastAPI's stack when it safely can, and
+    # hands everything else to it.
+    app.fast_path = IntakeFastPath(
+        partial(FastAPI.__call__, app),
+        runtime=runtime,
+        parsers={"/api/v1/alerts/wazuh": parse_wazuh_alert},
     )
     return app
