@@ -506,18 +506,25 @@ class Folder:
 
     @staticmethod
     def _add_alert(case: _OpenCase, alert: NormalizedAlert) -> None:
+        at = alert.time_utc
         case.alert_count += 1
         case.dirty = True
-        case.first_seen = min(case.first_seen, alert.time_utc)
-        case.last_seen = max(case.last_seen, alert.time_utc)
+        if at < case.first_seen:
+            case.first_seen = at
+        if at > case.last_seen:
+            case.last_seen = at
         case.severity = higher_severity(case.severity, severity_for_level(alert.level))
+        sightings = case.observables
         for obs in alert.observables:
-            entry = case.observables.get((obs.type, obs.value))
+            key = (obs.type, obs.value)
+            entry = sightings.get(key)
             if entry is None:
-                case.observables[(obs.type, obs.value)] = [obs, alert.time_utc, alert.time_utc, 1]
+                sightings[key] = [obs, at, at, 1]
             else:
-                entry[1] = min(entry[1], alert.time_utc)
-                entry[2] = max(entry[2], alert.time_utc)
+                if at < entry[1]:
+                    entry[1] = at
+                if at > entry[2]:
+                    entry[2] = at
                 entry[3] += 1
 
     @staticmethod
@@ -585,24 +592,23 @@ class Folder:
 
 def _upsert_observables(conn: Connection, touched: list[_OpenCase]) -> None:
     """One INSERT … ON CONFLICT DO UPDATE for all new sightings: no read of what is stored."""
-    rows = [
-        {
-            "case_id": case.id,
-            "type": otype,
-            "value": value,
-            "kind": obs.kind,
-            "public": obs.public,
-            "first_seen": first,
-            "last_seen": last,
-            "alert_count": count,
-        }
-        for case in touched
-        for (otype, value), (obs, first, last, count) in case.observables.items()
-    ]
-    if not rows:
-        return
     if conn.dialect.name != "sqlite":
-        conn.execute(_UPSERT_OBSERVABLES_PG, rows)
+        rows = [
+            {
+                "case_id": case.id,
+                "type": otype,
+                "value": value,
+                "kind": obs.kind,
+                "public": obs.public,
+                "first_seen": first,
+                "last_seen": last,
+                "alert_count": count,
+            }
+            for case in touched
+            for (otype, value), (obs, first, last, count) in case.observables.items()
+        ]
+        if rows:
+            conn.execute(_UPSERT_OBSERVABLES_PG, rows)
         return
     times: dict[int, str] = {}  # an alert's time is shared by its observables: format it once
 
@@ -612,22 +618,13 @@ def _upsert_observables(conn: Connection, touched: list[_OpenCase]) -> None:
             text = times[id(value)] = sqlite_time(value)
         return text
 
-    conn.exec_driver_sql(
-        _SQLITE_UPSERT_OBSERVABLES,
-        [
-            (
-                r["case_id"],
-                r["type"],
-                r["value"],
-                r["kind"],
-                r["public"],
-                when(r["first_seen"]),
-                when(r["last_seen"]),
-                r["alert_count"],
-            )
-            for r in rows
-        ],
-    )
+    params = [
+        (case.id, otype, value, obs.kind, obs.public, when(first), when(last), count)
+        for case in touched
+        for (otype, value), (obs, first, last, count) in case.observables.items()
+    ]
+    if params:
+        conn.exec_driver_sql(_SQLITE_UPSERT_OBSERVABLES, params)
 
 
 def _unmatched(alert_id: int) -> dict[str, Any]:
