@@ -30,6 +30,8 @@ log = logging.getLogger("casefold.store")
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 WAL_SIZE_LIMIT = 64 * 1024 * 1024
+CATCH_UP_PASSES = 4  # background checkpoints in a row before the writer is asked to finish
+QUIET_SECONDS = 0.5  # no client write for this long: the writer may finish a checkpoint
 MIGRATION_LOCK = 0x6361_7365_666F_6C64  # "casefold": the advisory lock key of migrations
 
 
@@ -142,8 +144,10 @@ class Checkpointer:
     PASSIVE checkpoints never block the writer or readers; they run once the WAL has grown past
     `min_bytes`, checked every `interval` seconds. Under a steady stream of commits such a
     checkpoint never copies the very last frames, and SQLite rewinds the WAL only when all were
-    copied; so when the WAL still held `restart_frames` or more, the writer is asked to copy the
-    rest between two of its transactions (Writer.checkpoint_wal), and the WAL starts over.
+    copied; so when the WAL holds `restart_frames` or more and at most `writer_frames` of them
+    are left uncopied, the writer is asked to copy those between two of its transactions
+    (Writer.checkpoint_wal), and the WAL starts over. As that stalls the writer, it is asked
+    when clients have been quiet for QUIET_SECONDS, or when the WAL reached `limit_frames`.
     """
 
     def __init__(
@@ -155,6 +159,8 @@ class Checkpointer:
         interval: float = 1.0,
         min_bytes: int = 4 * 1024 * 1024,
         restart_frames: int = 1000,
+        writer_frames: int = 256,
+        limit_frames: int = WAL_SIZE_LIMIT // 4096,
         statistics_interval: float = 3600.0,
     ) -> None:
         self._engine = engine
@@ -166,6 +172,8 @@ class Checkpointer:
         self._interval = interval
         self._min_bytes = min_bytes
         self._restart_frames = restart_frames
+        self._writer_frames = writer_frames
+        self._limit_frames = limit_frames
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="casefold-checkpoint", daemon=True)
 
@@ -178,17 +186,17 @@ class Checkpointer:
             self._thread.join(timeout=30)
             self.checkpoint()
 
-    def checkpoint(self) -> int:
-        """One PASSIVE checkpoint; returns how many frames the WAL holds."""
+    def checkpoint(self) -> tuple[int, int]:
+        """One PASSIVE checkpoint; returns the frames in the WAL and how many are copied."""
         with self._engine.connect() as conn:
             row = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").first()
-        return int(row[1]) if row is not None else 0
+        return (int(row[1]), int(row[2])) if row is not None else (0, 0)
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
             try:
                 if self._wal.exists() and self._wal.stat().st_size >= self._min_bytes:
-                    self._finish(self.checkpoint())
+                    self._catch_up()
             except Exception as exc:  # a busy database is retried next round
                 log.warning("WAL checkpoint failed: %s", exc)
             if time.monotonic() - self._statistics_at >= self._statistics_interval:
@@ -198,11 +206,27 @@ class Checkpointer:
                 except Exception as exc:  # plans stay as they were; tried again next interval
                     log.warning("refreshing the query planner's statistics failed: %s", exc)
 
-    def _finish(self, frames: int) -> None:
-        if self._writer is None or frames < self._restart_frames:
+    def _catch_up(self) -> None:
+        # Each pass copies what was committed while the one before ran, so a few passes in a
+        # row close in on the writer; only then is the writer asked for the rest, so that its
+        # share stays a few milliseconds (copying a whole backlog there stalled it for 50 ms).
+        for _ in range(CATCH_UP_PASSES):
+            frames, copied = self.checkpoint()
+            if frames - copied <= self._writer_frames:
+                break
+        else:
+            return  # still behind (a reader's snapshot, or a flood): the next round goes on
+        writer = self._writer
+        if writer is None or frames < self._restart_frames:
+            return
+        # Finishing stalls the writer for the copy and a sync of the database file (tens of
+        # milliseconds on a busy disk): done when no client has written for a moment, or once
+        # the WAL has reached its size limit.
+        quiet = time.monotonic() - writer.last_foreground >= QUIET_SECONDS
+        if not quiet and frames < self._limit_frames:
             return
         if self._finishing is None or self._finishing.done():  # one request at a time
-            self._finishing = self._writer.checkpoint_wal()
+            self._finishing = writer.checkpoint_wal()
 
 
 def dialect_insert(conn: Connection, table: Table) -> Insert:

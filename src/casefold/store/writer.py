@@ -134,7 +134,7 @@ class Writer:
                         "slow write transaction: %.0f ms for %d job(s), first %s",
                         elapsed * 1000,
                         len(group),
-                        getattr(group[0][0], "__qualname__", "?"),
+                        getattr(group[0][0], "__qualname__", type(group[0][0]).__name__),
                     )
         finally:
             conn.close()

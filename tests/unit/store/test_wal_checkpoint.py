@@ -74,7 +74,13 @@ def test_the_writer_copies_the_last_frames_and_the_next_commit_rewinds_the_wal(t
 def test_the_checkpointer_keeps_the_wal_small_while_commits_never_stop(tmp_path: Path):
     engine, writer, db = _store(tmp_path)
     checkpointer = Checkpointer(
-        engine, db, writer=writer, interval=0.05, min_bytes=64 * 1024, restart_frames=50
+        engine,
+        db,
+        writer=writer,
+        interval=0.05,
+        min_bytes=64 * 1024,
+        restart_frames=50,
+        limit_frames=400,  # clients never pause here: the size limit is what lets it finish
     )
     stop = threading.Event()
     commits = 0
