@@ -32,6 +32,7 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 WAL_SIZE_LIMIT = 64 * 1024 * 1024
 CATCH_UP_PASSES = 4  # background checkpoints in a row before the writer is asked to finish
 QUIET_SECONDS = 0.5  # no client write for this long: the writer may finish a checkpoint
+FINISH_INTERVAL_SECONDS = 10.0
 MIGRATION_LOCK = 0x6361_7365_666F_6C64  # "casefold": the advisory lock key of migrations
 
 
@@ -146,8 +147,9 @@ class Checkpointer:
     checkpoint never copies the very last frames, and SQLite rewinds the WAL only when all were
     copied; so when the WAL holds `restart_frames` or more and at most `writer_frames` of them
     are left uncopied, the writer is asked to copy those between two of its transactions
-    (Writer.checkpoint_wal), and the WAL starts over. As that stalls the writer, it is asked
-    when clients have been quiet for QUIET_SECONDS, or when the WAL reached `limit_frames`.
+    (Writer.checkpoint_wal), and the WAL starts over. As that stalls the writer, it is asked at
+    most every FINISH_INTERVAL_SECONDS while clients are quiet, or when the WAL reached
+    `limit_frames` (256 MiB of 4 KiB pages: under a flood, one stall every several seconds).
     """
 
     def __init__(
@@ -160,7 +162,7 @@ class Checkpointer:
         min_bytes: int = 4 * 1024 * 1024,
         restart_frames: int = 1000,
         writer_frames: int = 256,
-        limit_frames: int = WAL_SIZE_LIMIT // 4096,
+        limit_frames: int = 4 * WAL_SIZE_LIMIT // 4096,
         statistics_interval: float = 3600.0,
     ) -> None:
         self._engine = engine
@@ -174,6 +176,7 @@ class Checkpointer:
         self._restart_frames = restart_frames
         self._writer_frames = writer_frames
         self._limit_frames = limit_frames
+        self._finished_at = -FINISH_INTERVAL_SECONDS
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="casefold-checkpoint", daemon=True)
 
@@ -220,12 +223,15 @@ class Checkpointer:
         if writer is None or frames < self._restart_frames:
             return
         # Finishing stalls the writer for the copy and a sync of the database file (tens of
-        # milliseconds on a busy disk): done when no client has written for a moment, or once
-        # the WAL has reached its size limit.
-        quiet = time.monotonic() - writer.last_foreground >= QUIET_SECONDS
-        if not quiet and frames < self._limit_frames:
+        # milliseconds on a busy disk), so it is rare: at most every FINISH_INTERVAL_SECONDS
+        # once no client has written for a moment, or when the WAL reached `limit_frames`.
+        now = time.monotonic()
+        quiet = now - writer.last_foreground >= QUIET_SECONDS
+        due = quiet and now - self._finished_at >= FINISH_INTERVAL_SECONDS
+        if not due and frames < self._limit_frames:
             return
         if self._finishing is None or self._finishing.done():  # one request at a time
+            self._finished_at = now
             self._finishing = writer.checkpoint_wal()
 
 
