@@ -210,15 +210,7 @@ class Checkpointer:
                     log.warning("refreshing the query planner's statistics failed: %s", exc)
 
     def _catch_up(self) -> None:
-        # Each pass copies what was committed while the one before ran, so a few passes in a
-        # row close in on the writer; only then is the writer asked for the rest, so that its
-        # share stays a few milliseconds (copying a whole backlog there stalled it for 50 ms).
-        for _ in range(CATCH_UP_PASSES):
-            frames, copied = self.checkpoint()
-            if frames - copied <= self._writer_frames:
-                break
-        else:
-            return  # still behind (a reader's snapshot, or a flood): the next round goes on
+        frames, copied = self.checkpoint()
         writer = self._writer
         if writer is None or frames < self._restart_frames:
             return
@@ -230,6 +222,15 @@ class Checkpointer:
         due = quiet and now - self._finished_at >= FINISH_INTERVAL_SECONDS
         if not due and frames < self._limit_frames:
             return
+        # Each pass copies what was committed while the one before ran, so a few passes in a
+        # row close in on the writer; only then is the writer asked for the rest, so that its
+        # share stays small (copying a whole backlog there stalled it for 50 ms).
+        for _ in range(CATCH_UP_PASSES):
+            if frames - copied <= self._writer_frames:
+                break
+            frames, copied = self.checkpoint()
+        else:
+            return  # still behind (a reader's snapshot, or a flood): the next round goes on
         if self._finishing is None or self._finishing.done():  # one request at a time
             self._finished_at = now
             self._finishing = writer.checkpoint_wal()
