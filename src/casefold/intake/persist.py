@@ -106,10 +106,11 @@ def store_alerts(conn: Connection, rows: list[dict[str, Any]]) -> list[Receipt]:
         assert dbapi is not None
         cursor = dbapi.cursor()
         inserted = {}
-        for params in _sqlite_params(fresh.values(), sqlite_time(received)):
-            found = cursor.execute(_SQLITE_INSERT_RETURNING, params).fetchone()
+        params = _sqlite_params(fresh.values(), sqlite_time(received))
+        for key, values in zip(fresh, params, strict=True):
+            found = cursor.execute(_SQLITE_INSERT_RETURNING, values).fetchone()
             if found is not None:  # None: already stored (ON CONFLICT DO NOTHING)
-                inserted[params[3]] = found[0]
+                inserted[key] = found[0]
         cursor.close()
     else:
         stmt = (
