@@ -390,6 +390,11 @@ class Settings(BaseModel):
         ge=1024,
         description="A longer line is recorded as rejected and skipped, never held in memory.",
     )
+    tail_fold_helper: bool = Field(
+        True,
+        description="On SQLite, when this process may use two or more CPUs: normalise the "
+        "followed file's alerts and decide their folds in a helper process, beside the writer.",
+    )
 
     @property
     def playbooks_path(self) -> Path:

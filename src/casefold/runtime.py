@@ -31,6 +31,7 @@ from casefold.enrichment.auto import AutoEnricher
 from casefold.enrichment.providers import build_enricher
 from casefold.errors import ConfigError
 from casefold.folding.apply import FoldedAlert, Folder
+from casefold.folding.hints import FoldHints
 from casefold.folding.rules import load_rules
 from casefold.folding.worker import FoldingWorker
 from casefold.intake.extrahop_poll import ExtraHopPoller
@@ -41,6 +42,7 @@ from casefold.metrics import MetricsExporter
 from casefold.outbox.sync import Sync
 from casefold.playbooks.engine import PlaybookEngine
 from casefold.playbooks.library import PlaybookLibrary
+from casefold.prefold import Prefolder
 from casefold.presence import Presence
 from casefold.response.executor import ResponseExecutor, build_firewall
 from casefold.response.policy import ResponsePolicy
@@ -172,9 +174,14 @@ class Runtime:
         self.sla_watcher = SlaWatcher(
             self.engine, self.writer, self.sla_targets, poll_seconds=settings.sla_check_seconds
         )
+        self.fold_hints = FoldHints()
         self.folder = Folder(
-            self.rules, batch_size=settings.fold_batch_size, after_fold=self._after_fold
+            self.rules,
+            batch_size=settings.fold_batch_size,
+            after_fold=self._after_fold,
+            hints=self.fold_hints,
         )
+        self.prefolder: Prefolder | None = None
         self.folding = FoldingWorker(self.writer, self.folder)
         # Work claimed from the store (alerts, runs, outbox effects) is shared by every worker
         # process; these loops must run in one process at a time, so each holds a lead.
@@ -262,6 +269,9 @@ class Runtime:
             if self.extrahop_poller is not None:
                 self.extrahop_poller.start()
             if self.tailer is not None:
+                if self._wants_fold_helper():
+                    self.prefolder = Prefolder(self.rules, self.fold_hints)
+                    self.tailer.submit_batch = self.prefolder
                 self.tailer.start()
             self.library.start_watching()
             if self.listener is not None:
@@ -282,6 +292,9 @@ class Runtime:
                 self.extrahop_poller.stop()
             if self.tailer is not None:
                 self.tailer.stop()
+            if self.prefolder is not None:
+                self.prefolder.close()
+                self.prefolder = None
             self.folding.stop()
             self.playbooks.stop()
             self.writer.stop()
@@ -293,6 +306,14 @@ class Runtime:
         self.metrics.stop()
         self.http.close()
         self.engine.dispose()
+
+    def _wants_fold_helper(self) -> bool:
+        # Hints are taken by this process's folding only: with PostgreSQL, other workers fold too.
+        return (
+            self.settings.tail_fold_helper
+            and self.engine.dialect.name == "sqlite"
+            and len(os.sched_getaffinity(0)) >= 2
+        )
 
     def bootstrap_admin_token(self) -> Path | None:
         """On a store with no token, create an admin token; write it to <data-dir>/admin-token."""

@@ -25,6 +25,7 @@ from sqlalchemy.sql.dml import Insert
 from casefold.cases import service, timeline
 from casefold.cases.model import higher_severity, severity_for_level
 from casefold.errors import InvalidAlertError
+from casefold.folding.hints import FoldHint, FoldHints
 from casefold.folding.rules import FoldDecision, FoldRule, choose, join_reason
 from casefold.sources.model import NormalizedAlert, Observable
 from casefold.sources.normalized import complete_alert
@@ -54,6 +55,10 @@ _PENDING_PG = (
 _SQLITE_PENDING = (
     f"SELECT id, source, normalized, raw FROM alerts WHERE state = '{ALERT_PENDING}' "
     "ORDER BY id LIMIT ?"
+)
+# With fold hints waiting: the pending alerts' keys first, the documents only of those without.
+_SQLITE_PENDING_KEYS = (
+    f"SELECT id, dedup_key FROM alerts WHERE state = '{ALERT_PENDING}' ORDER BY id LIMIT ?"
 )
 _FOLD_ALERTS = (
     update(alerts)
@@ -136,17 +141,23 @@ class FoldedAlert:
     """One alert of a fold batch, as the after-fold hook (playbooks) sees it."""
 
     alert_id: int
-    view: dict[str, Any] | bytes  # the normalised view, or its JSON if this fold completed it
-    raw: dict[str, Any]
+    view: dict[str, Any] | bytes  # the normalised view, or its JSON
+    doc: dict[str, Any] | str  # the alert's document, or its JSON
     case_id: int | None
     opened: bool  # this alert opened its case
 
+    # Decoded on first use: with no playbook nobody reads them.
     @property
     def normalized(self) -> dict[str, Any]:
-        # Decoded on first use: with no playbook nobody reads it.
         if isinstance(self.view, bytes):
             self.view = orjson.loads(self.view)
         return self.view
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        if isinstance(self.doc, str):
+            self.doc = orjson.loads(self.doc)
+        return self.doc
 
 
 @dataclass
@@ -172,6 +183,11 @@ def render_summary(rule: FoldRule, key: str, alert: NormalizedAlert) -> str:
 
 
 _SLOTS_PER_QUERY = 200
+
+
+@functools.cache
+def _sqlite_alerts_by_id(n: int) -> str:
+    return f"SELECT id, source, normalized, raw FROM alerts WHERE id IN ({', '.join('?' * n)})"
 
 
 @functools.cache
@@ -203,8 +219,12 @@ class Folder:
         rules: list[FoldRule],
         batch_size: int = 500,
         after_fold: Callable[[Connection, list[FoldedAlert]], Any] | None = None,
+        hints: FoldHints | None = None,
     ) -> None:
         self.rules = rules
+        # Alerts normalised and decided ahead by the tailer's helper process (SQLite).
+        self.hints = hints
+        self.hinted = 0  # alerts folded from a hint
         self.batch_size = batch_size
         # Called in the folding transaction with every alert of the batch (playbooks queue their
         # runs there, so an alert is folded and its runs queued atomically).
@@ -213,21 +233,29 @@ class Folder:
     def fold_pending(self, conn: Connection, limit: int | None = None) -> FoldResult:
         """Fold up to `limit` (default: batch_size) pending alerts, oldest first."""
         sqlite = conn.dialect.name == "sqlite"
-        if sqlite:
+        n = limit or self.batch_size
+        hinted: dict[int, FoldHint] = {}
+        if sqlite and self.hints:
+            keys = conn.exec_driver_sql(_SQLITE_PENDING_KEYS, (n,)).all()
+            found = self.hints.take(key for _, key in keys)
+            hinted = {i: found[key] for i, key in keys if key in found}
+            rest = [i for i, _ in keys if i not in hinted]
+            rows = conn.exec_driver_sql(_sqlite_alerts_by_id(len(rest)), rest).all() if rest else []
+        elif sqlite:
             # Straight through the driver: the JSON column's result processing, then decoding
             # the document again below, cost more than the query.
-            rows = conn.exec_driver_sql(_SQLITE_PENDING, (limit or self.batch_size,)).all()
+            rows = conn.exec_driver_sql(_SQLITE_PENDING, (n,)).all()
         else:
-            rows = conn.execute(_PENDING_PG, {"n": limit or self.batch_size}).all()
-        result = FoldResult(alerts=len(rows))
-        if not rows:
+            rows = conn.execute(_PENDING_PG, {"n": n}).all()
+        result = FoldResult(alerts=len(rows) + len(hinted))
+        if not result.alerts:
             return result
         open_cases: dict[tuple[str, str], _OpenCase] = {}
         alert_updates: list[dict[str, Any]] = []
         events: list[dict[str, Any]] = []
         now = datetime.now(UTC)
         decided: list[tuple[int, NormalizedAlert, FoldDecision | None]] = []
-        docs: dict[int, tuple[dict[str, Any] | bytes, dict[str, Any]]] = {}
+        docs: dict[int, tuple[dict[str, Any] | bytes, dict[str, Any] | str]] = {}
         views: dict[int, str] = {}  # normalised views completed here
         for row in rows:
             raw = orjson.loads(row.raw)
@@ -248,6 +276,15 @@ class Folder:
                 alert = _from_dict(norm)
                 docs[row.id] = (norm, raw)
             decided.append((row.id, alert, choose(self.rules, alert, raw)))
+        if hinted:
+            self.hinted += len(hinted)
+            rules = self.rules
+            for alert_id, hint in hinted.items():
+                docs[alert_id] = (hint.view, hint.raw)
+                decision = None if hint.rule is None else FoldDecision(rules[hint.rule], hint.key)
+                decided.append((alert_id, hint.alert, decision))
+            if rows:  # oldest first, as without hints
+                decided.sort(key=lambda d: d[0])
         # Take every slot's case (lock it, or open it) in one global order before folding, so
         # that two workers whose batches share keys wait for each other instead of deadlocking.
         firsts: dict[tuple[str, str], tuple[FoldDecision, NormalizedAlert]] = {}

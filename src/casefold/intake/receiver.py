@@ -53,6 +53,8 @@ class Prepared:
     result: IntakeResult
     rows: list[dict[str, Any]]
     slots: list[int]
+    # With prepare(keep=True): each row's alert, as the parser made it, and its document.
+    kept: list[tuple[NormalizedAlert, Any]] = field(default_factory=list)
 
     def store(self, conn: Connection) -> list[Receipt]:
         return store_alerts(conn, self.rows)
@@ -93,14 +95,18 @@ def receive(parsed: Parsed, parse: SourceParser, writer: Writer) -> IntakeResult
     return prepared.finish(writer.run(prepared.store) if prepared.rows else [])
 
 
-def prepare(parsed: Parsed, parse: SourceParser, *, complete: bool = True) -> Prepared:
+def prepare(
+    parsed: Parsed, parse: SourceParser, *, complete: bool = True, keep: bool = False
+) -> Prepared:
     """Validate every item; nothing is written here.
 
     `complete=False` (file intake, with a header parser): rows leave the normalised view to
-    folding, see `alert_row`."""
+    folding, see `alert_row`. `keep`: also keep each row's alert and document (`Prepared.kept`).
+    """
     result = IntakeResult()
     rows: list[dict[str, Any]] = []
     slots: list[int] = []  # position in results of each stored row
+    kept: list[tuple[NormalizedAlert, Any]] = []
     now = datetime.now(UTC)
     for item in parsed.items:
         err = item.error
@@ -111,9 +117,8 @@ def prepare(parsed: Parsed, parse: SourceParser, *, complete: bool = True) -> Pr
                 err = InvalidAlertError("an alert must be a JSON object", field=where)
             else:
                 try:
-                    row = alert_row(
-                        parse(item.doc), item.doc, now, text=item.text, complete=complete
-                    )
+                    alert = parse(item.doc)
+                    row = alert_row(alert, item.doc, now, text=item.text, complete=complete)
                 except InvalidInputError as exc:
                     err = exc
         if err is not None:
@@ -123,4 +128,6 @@ def prepare(parsed: Parsed, parse: SourceParser, *, complete: bool = True) -> Pr
         slots.append(len(result.results))
         result.results.append({"index": item.index})
         rows.append(row)
-    return Prepared(result, rows, slots)
+        if keep:
+            kept.append((alert, item.doc))
+    return Prepared(result, rows, slots, kept)

@@ -35,14 +35,20 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-import orjson
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
 from casefold.config import Settings
 from casefold.errors import ConflictError
-from casefold.intake.body import Item, Parsed
-from casefold.intake.receiver import Prepared, prepare
+from casefold.intake.lines import (
+    LineBatch,
+    PendingBatch,
+    ReadBatch,
+    RejectedLine,
+    lines_end,
+    read_now,
+)
+from casefold.intake.receiver import Prepared
 from casefold.sources.alert_files import (
     GZIP_ERRORS,
     HEAD_BYTES,
@@ -55,7 +61,6 @@ from casefold.sources.alert_files import (
     parse_archive,
     skip_gzip,
 )
-from casefold.sources.wazuh import wazuh_header
 from casefold.store.db import dialect_insert
 from casefold.store.tables import tail_positions, tail_rejects
 from casefold.store.writer import Writer
@@ -183,6 +188,11 @@ class AlertsTailer:
         self.batch_lines = batch_lines
         self.max_line_bytes = max_line_bytes
         self.on_stored = on_stored
+        # Reads a batch of lines into rows: in this thread, or replaced by one that hands the
+        # batch to a helper process (casefold/prefold.py) while the batch before it is stored.
+        self.submit_batch: Callable[[list[bytes | Overlong], int, int], PendingBatch] = read_now
+        # The batch being read from the open file, and the offset after it.
+        self._reading: tuple[PendingBatch, int] | None = None
         self.today = today  # local date: analysisd names its archives by local time
         self.stored = 0
         self.duplicates = 0
@@ -274,6 +284,7 @@ class AlertsTailer:
                 self._stop.wait(self.poll_seconds)
 
     def _close(self) -> None:
+        self._reading = None  # read again from the checkpoint, with the file
         if self._file is not None:
             self._file.close()
             self._file = None
@@ -286,7 +297,20 @@ class AlertsTailer:
             return self._open()
         lines = f.take(self.batch_lines)
         if lines:
-            self._consume(f, lines)
+            reading = self._reading
+            start = reading[1] if reading is not None else f.consumed
+            pending = self.submit_batch(lines, start, self.max_line_bytes)
+            if isinstance(pending, ReadBatch) and reading is None:  # read here: store it now
+                self._consume(f, pending.batch)
+                return True
+            # Read elsewhere: this batch is read while the one before it is stored.
+            self._reading = (pending, lines_end(lines, start))
+            if reading is not None:
+                self._consume(f, reading[0].result())
+            return True
+        if self._reading is not None:  # the file's end for now: store what is being read
+            reading, self._reading = self._reading, None
+            self._consume(f, reading[0].result())
             return True
         if f.retired:
             return self._next_file(f)
@@ -313,57 +337,18 @@ class AlertsTailer:
             return True
         return False
 
-    def _consume(self, f: _File, lines: list[bytes | Overlong]) -> None:
-        """Store one batch of lines and the position after it, in one transaction."""
-        pos = f.consumed
-        items: list[Item] = []
-        starts: list[int] = []  # where each item's line begins
-        rejects: list[dict[str, Any]] = []
-        count = 0
-        limit = self.max_line_bytes
-        loads = orjson.loads
-        for index, line in enumerate(lines):
-            begin = pos
-            if isinstance(line, Overlong):
-                pos += line.length + 1
-                count += 1
-                rejects.append(self._reject(f, begin, line.length, self._too_long, line.head))
-                continue
-            pos += len(line) + 1
-            if len(line) > limit:
-                count += 1
-                rejects.append(self._reject(f, begin, len(line), self._too_long, line))
-                continue
-            try:
-                doc = loads(line)
-            except orjson.JSONDecodeError as exc:
-                if line.strip():  # blank lines are passed over, not counted
-                    count += 1
-                    reason = exc.msg.split(":")[0] if exc.msg else "invalid JSON"
-                    why = f"invalid JSON at column {exc.colno}: {reason}"
-                    rejects.append(self._reject(f, begin, len(line), why, line))
-                continue
-            count += 1
-            starts.append(begin)
-            items.append(Item(len(items), doc, line=index, text=line))
-        # Only what the store indexes is read here; folding normalises the rest.
-        parsed = Parsed(items, single=False)
-        prepared = prepare(parsed, wazuh_header, complete=False) if items else None
-        if prepared is not None and prepared.result.rejected:
-            for entry in prepared.result.results:
-                if "error" in entry:
-                    raw = lines[entry["line"]]
-                    assert isinstance(raw, bytes)
-                    begin = starts[entry["index"]]
-                    why = str(entry["error"].get("message"))
-                    rejects.append(self._reject(f, begin, len(raw), why, raw))
-            rejects.sort(key=lambda r: r["offset"])
+    def _consume(self, f: _File, batch: LineBatch) -> None:
+        """Store one batch of lines (read from `f.consumed` on) and the position after it, in one
+        transaction."""
+        prepared = batch.prepared
+        rejects = [self._reject(f, r) for r in batch.rejects]
+        pos = batch.end
         job = _Commit(
             self.name,
             f.position(),
             f.position_at(pos),
             f.size(),
-            lines=count,
+            lines=batch.lines,
             rejects=rejects,
             prepared=prepared if prepared is not None and prepared.rows else None,
         )
@@ -393,22 +378,17 @@ class AlertsTailer:
         self._inflight = (self.writer.submit(job, background=True), committed)
         f.consumed = pos
 
-    @property
-    def _too_long(self) -> str:
-        return f"line longer than tail_max_line_bytes ({self.max_line_bytes} bytes)"
-
-    def _reject(self, f: _File, offset: int, length: int, reason: str, data: bytes) -> dict:
+    def _reject(self, f: _File, line: RejectedLine) -> dict:
         # PostgreSQL text cannot hold NUL, and a garbage line may.
-        excerpt = (
-            data[:HEAD_BYTES].decode("utf-8", "replace")[:EXCERPT_CHARS].replace("\x00", "\ufffd")
-        )
+        head = line.head[:HEAD_BYTES].decode("utf-8", "replace")
+        excerpt = head[:EXCERPT_CHARS].replace("\x00", "\ufffd")
         return {
             "name": self.name,
             "file": f.label,
             "inode": f.inode,
-            "offset": offset,
-            "length": length,
-            "reason": reason.replace("\x00", "\ufffd"),
+            "offset": line.offset,
+            "length": line.length,
+            "reason": line.reason.replace("\x00", "\ufffd"),
             "excerpt": excerpt,
             "at": datetime.now(UTC),
         }
@@ -588,9 +568,10 @@ class AlertsTailer:
         tail = f.fragment()
         if tail is not None:
             # analysisd ends every line; an unended one in a finished file is a crash's leftover.
-            reject = self._reject(f, f.consumed, tail.length, "unterminated last line", tail.head)
+            why = "unterminated last line"
+            reject = self._reject(f, RejectedLine(f.consumed, tail.length, why, tail.head))
         elif f.broken is not None:
-            reject = self._reject(f, f.read_pos, 0, f.broken, b"")
+            reject = self._reject(f, RejectedLine(f.read_pos, 0, f.broken, b""))
         nxt = self._next_archive(f.archive)
         return self._switch(f.position(), nxt, reject=reject, previous=f)
 
