@@ -145,7 +145,9 @@ class Runtime:
         )
         # Wazuh's alerts.json, followed through rotations (tail_alerts_json; off by default).
         self.tailer = (
-            AlertsTailer.from_settings(settings, self.writer, on_stored=lambda: self.folding.wake())
+            AlertsTailer.from_settings(
+                settings, self.writer, on_stored=lambda: self.folding.wake(batch=True)
+            )
             if settings.tail_alerts_json is not None
             else None
         )
@@ -272,6 +274,7 @@ class Runtime:
                 if self._wants_fold_helper():
                     self.prefolder = Prefolder(self.rules, self.fold_hints)
                     self.tailer.submit_batch = self.prefolder
+                self.tailer.after_store = self.folding.fold_stored
                 self.tailer.start()
             self.library.start_watching()
             if self.listener is not None:

@@ -173,3 +173,35 @@ def test_hints_wait_for_room_then_drop_the_oldest():
     hints.add({"c": hint(3)})
     assert time.monotonic() - started < 10
     assert set(hints.take(["c"])) == {"c"}
+
+
+def test_a_failing_fold_in_the_tailers_transaction_stops_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    """Folding runs inside each tailer batch's transaction; when it fails, the batch is stored
+    again without it and the folding loop folds the alerts on its own."""
+    data = b"".join(orjson.dumps(sshd_alert(n, minutes=n / 60)) + b"\n" for n in range(300))
+    rt = follow(tmp_path, "failing", data, helper=False)
+    real = rt.folder.fold_pending
+    calls: list[int | None] = []
+
+    def fails_once(conn: Any, limit: int | None = None) -> Any:
+        calls.append(limit)
+        if len(calls) == 1:
+            raise RuntimeError("disk says no")
+        return real(conn, limit)
+
+    rt.folder.fold_pending = fails_once  # type: ignore[method-assign]
+    with caplog.at_level(logging.ERROR):
+        rt.start()
+        try:
+            wait_folded(rt, 300)
+            with rt.engine.connect() as conn:
+                counts = list(conn.scalars(select(cases.c.alert_count)))
+                stored = len(list(conn.scalars(select(alerts.c.id))))
+        finally:
+            rt.stop()
+    assert "folding a stored batch failed" in caplog.text
+    assert stored == 300 and counts == [300]
+    # The first try was the tailer's (one more than its 16 lines, to see whether more wait).
+    assert calls[0] == 17

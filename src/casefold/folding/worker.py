@@ -6,6 +6,8 @@ import logging
 import threading
 import time
 
+from sqlalchemy.engine import Connection
+
 from casefold.folding.apply import Folder, FoldResult
 from casefold.store.writer import Writer
 
@@ -16,6 +18,8 @@ log = logging.getLogger("casefold.folding")
 # behind a long fold transaction; when intake is quiet, fold in full batches.
 BUSY_SLICE = 8
 BUSY_WINDOW = 1.0
+# After a fold inside the tailer's transaction failed, how long batches are stored unfolded.
+FOLD_STORED_PAUSE = 60.0
 
 
 class FoldingWorker:
@@ -28,9 +32,12 @@ class FoldingWorker:
         # After a wake-up, wait this long so one pass folds many alerts, not one per request.
         self._coalesce = coalesce
         self._wake = threading.Event()
+        self._batch_waiting = False  # a whole batch was stored: no need to wait for more
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="casefold-folding", daemon=True)
         self.folded = 0
+        self._fold_stored_after = 0.0  # fold_stored is paused until then (monotonic)
+        self._caught_up = False  # fold_stored left nothing pending: its batch's wake-up is moot
 
     def start(self) -> None:
         if not self._thread.is_alive():
@@ -42,7 +49,13 @@ class FoldingWorker:
             self._wake.set()
             self._thread.join(timeout=30)
 
-    def wake(self) -> None:
+    def wake(self, *, batch: bool = False) -> None:
+        """Alerts were stored; `batch`: many at once (the tailer's), so fold them right away."""
+        if batch:
+            if self._caught_up:
+                self._caught_up = False
+                return
+            self._batch_waiting = True
         self._wake.set()
 
     def drain(self) -> int:
@@ -54,6 +67,29 @@ class FoldingWorker:
             if res.alerts < self._folder.batch_size:
                 return total
 
+    def fold_stored(self, conn: Connection, stored: int) -> None:
+        """Fold up to `stored` pending alerts in the caller's writer transaction (the tailer's,
+        right after it stored them), unless acknowledgements are waiting on the writer: then the
+        loop folds them in small slices.
+
+        Without a savepoint (SQLite copies every page a savepoint's changes touch): a failure
+        fails the caller's transaction, which is tried again without folding for a while, and
+        the loop folds those alerts in transactions of their own.
+        """
+        self._caught_up = False
+        if time.monotonic() < self._fold_stored_after or self._slice() < self._folder.batch_size:
+            return
+        # One more than was stored: if fewer come back, nothing else is pending.
+        limit = min(stored, self._folder.batch_size) + 1
+        try:
+            res = self._folder.fold_pending(conn, limit)
+        except Exception:
+            self._fold_stored_after = time.monotonic() + FOLD_STORED_PAUSE
+            log.exception("folding a stored batch failed; the folding loop will fold it")
+            raise
+        self.folded += res.alerts
+        self._caught_up = res.alerts < limit
+
     def _slice(self) -> int:
         if time.monotonic() - self._writer.last_foreground < BUSY_WINDOW:
             return min(BUSY_SLICE, self._folder.batch_size)
@@ -61,9 +97,10 @@ class FoldingWorker:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            if self._wake.wait(self._idle_poll):
+            if self._wake.wait(self._idle_poll) and not self._batch_waiting:
                 self._stop.wait(self._coalesce)
             self._wake.clear()
+            self._batch_waiting = False
             try:
                 while not self._stop.is_set():
                     limit = self._slice()

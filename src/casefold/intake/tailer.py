@@ -28,6 +28,7 @@ import logging
 import os
 import socket
 import threading
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -69,6 +70,9 @@ log = logging.getLogger("casefold.tailer")
 
 EXCERPT_CHARS = 512
 MAX_BACKOFF = 30.0  # seconds between tries while following fails
+# Batches handed to a helper process ahead of the one being stored: the helper always has the
+# next one to read while the writer stores, and neither waits for the tailer's thread.
+READ_AHEAD = 2
 WRITE_TIMEOUT = 300.0  # a batch waits behind foreground writes; a late commit is caught by the CAS
 
 
@@ -129,6 +133,8 @@ class _Commit:
     lines: int = 0
     rejects: list[dict[str, Any]] = field(default_factory=list)
     prepared: Prepared | None = None
+    # Run in the same transaction once the alerts are in, with how many were new (folding).
+    after_store: Callable[[Connection, int], Any] | None = None
 
     def __call__(self, conn: Connection) -> int:
         """Write it all; return how many alerts were new."""
@@ -160,6 +166,8 @@ class _Commit:
                 updated_at=datetime.now(UTC),
             )
         )
+        if stored and self.after_store is not None:
+            self.after_store(conn, stored)
         return stored
 
 
@@ -191,8 +199,11 @@ class AlertsTailer:
         # Reads a batch of lines into rows: in this thread, or replaced by one that hands the
         # batch to a helper process (casefold/prefold.py) while the batch before it is stored.
         self.submit_batch: Callable[[list[bytes | Overlong], int, int], PendingBatch] = read_now
-        # The batch being read from the open file, and the offset after it.
-        self._reading: tuple[PendingBatch, int] | None = None
+        # Called in each batch's transaction after its alerts are stored (the runtime folds them
+        # there: one transaction and one write of each alert instead of two).
+        self.after_store: Callable[[Connection, int], Any] | None = None
+        # Batches being read from the open file (oldest first), each with the offset after it.
+        self._reading: deque[tuple[PendingBatch, int]] = deque()
         self.today = today  # local date: analysisd names its archives by local time
         self.stored = 0
         self.duplicates = 0
@@ -284,7 +295,7 @@ class AlertsTailer:
                 self._stop.wait(self.poll_seconds)
 
     def _close(self) -> None:
-        self._reading = None  # read again from the checkpoint, with the file
+        self._reading.clear()  # read again from the checkpoint, with the file
         if self._file is not None:
             self._file.close()
             self._file = None
@@ -298,19 +309,18 @@ class AlertsTailer:
         lines = f.take(self.batch_lines)
         if lines:
             reading = self._reading
-            start = reading[1] if reading is not None else f.consumed
+            start = reading[-1][1] if reading else f.consumed
             pending = self.submit_batch(lines, start, self.max_line_bytes)
-            if isinstance(pending, ReadBatch) and reading is None:  # read here: store it now
+            if isinstance(pending, ReadBatch) and not reading:  # read here: store it now
                 self._consume(f, pending.batch)
                 return True
-            # Read elsewhere: this batch is read while the one before it is stored.
-            self._reading = (pending, lines_end(lines, start))
-            if reading is not None:
-                self._consume(f, reading[0].result())
+            # Read elsewhere: the next batches are read while this one is stored.
+            reading.append((pending, lines_end(lines, start)))
+            if len(reading) > READ_AHEAD:
+                self._consume(f, reading.popleft()[0].result())
             return True
-        if self._reading is not None:  # the file's end for now: store what is being read
-            reading, self._reading = self._reading, None
-            self._consume(f, reading[0].result())
+        if self._reading:  # the file's end for now: store what is being read
+            self._consume(f, self._reading.popleft()[0].result())
             return True
         if f.retired:
             return self._next_file(f)
@@ -351,6 +361,7 @@ class AlertsTailer:
             lines=batch.lines,
             rejects=rejects,
             prepared=prepared if prepared is not None and prepared.rows else None,
+            after_store=self.after_store,
         )
         label = f.label
 
@@ -369,14 +380,22 @@ class AlertsTailer:
                     first["offset"],
                     first["reason"],
                 )
-            if new and self.on_stored is not None:
-                self.on_stored()
 
         # The writer commits this batch while the next one is read and parsed. Only one is in
         # flight: if it fails, the next never starts, and the file is reopened at the checkpoint.
         self._settle()
-        self._inflight = (self.writer.submit(job, background=True), committed)
+        future = self.writer.submit(job, background=True)
+        if prepared is not None and prepared.rows and self.on_stored is not None:
+            future.add_done_callback(self._stored)
+        self._inflight = (future, committed)
         f.consumed = pos
+
+    def _stored(self, future: Future[int]) -> None:
+        # In the writer's thread, the moment the batch is committed: folding need not wait until
+        # this thread settles the batch, once the next one is read.
+        if not future.cancelled() and future.exception() is None and future.result():
+            assert self.on_stored is not None
+            self.on_stored()
 
     def _reject(self, f: _File, line: RejectedLine) -> dict:
         # PostgreSQL text cannot hold NUL, and a garbage line may.
