@@ -162,8 +162,12 @@ class Prefolder:
 
     def _failed(self, exc: BaseException) -> None:
         # Whatever went wrong (the helper killed, unable to start), reading stays possible here.
-        log.error("the fold helper failed (%s); the tailer reads its lines itself from now on", exc)
-        self.close()
+        # Said once: the batches read ahead fail with it.
+        if self._pool is not None:
+            log.error(
+                "the fold helper failed (%s); the tailer reads its lines itself from now on", exc
+            )
+            self.close()
 
     def close(self) -> None:
         if self._pool is not None:
