@@ -28,6 +28,7 @@ import orjson
 from casefold.folding.hints import FoldHint, FoldHints
 from casefold.folding.rules import FoldRule, choose
 from casefold.intake.lines import LineBatch, PendingBatch, read_lines, read_now
+from casefold.intake.persist import ALERT_COLUMNS
 from casefold.sources.alert_files import Overlong
 from casefold.sources.model import NormalizedAlert, Observable
 from casefold.sources.normalized import encode_normalized
@@ -42,21 +43,9 @@ _rules: list[FoldRule] = []
 
 # The rows and hints cross between the processes as marshal's plain tuples: pickling the rows'
 # times and the alert dataclasses cost the tailer's process more than normalising them itself.
-_ROW_KEYS = (
-    "source",
-    "node",
-    "source_id",
-    "dedup_key",
-    "time_original",
-    "level",
-    "rule_id",
-    "title",
-    "agent_id",
-    "agent_name",
-    "state",
-    "normalized",
-    "raw",
-)
+# The row's columns but its two times: `time_utc` travels as the alert's, `received_at` is set
+# on arrival.
+_ROW_KEYS = tuple(c for c in ALERT_COLUMNS if c not in ("time_utc", "received_at"))
 _ALERT_FIELDS = tuple(NormalizedAlert.__dataclass_fields__)
 _TIME = _ALERT_FIELDS.index("time_utc")
 _OBSERVABLES = _ALERT_FIELDS.index("observables")

@@ -65,7 +65,6 @@ def read_lines(
     max_line_bytes: int,
     parse: SourceParser = wazuh_header,
     *,
-    complete: bool = False,
     keep: bool = False,
 ) -> LineBatch:
     """Read lines that begin at offset `start`: each a JSON alert, or a rejected line.
@@ -106,7 +105,7 @@ def read_lines(
     batch = LineBatch(pos, count, rejects=rejects)
     if not items:
         return batch
-    prepared = prepare(Parsed(items, single=False), parse, complete=complete, keep=keep)
+    prepared = prepare(Parsed(items, single=False), parse, complete=False, keep=keep)
     if prepared.result.rejected:
         for entry in prepared.result.results:
             if "error" in entry:

@@ -143,8 +143,8 @@ def store_alerts(conn: Connection, rows: list[dict[str, Any]]) -> list[Receipt]:
     return receipts
 
 
-# Column order of the bulk insert below.
-_BULK_COLUMNS = (
+# The alert row's columns (`alert_row`), in the order of the bulk insert below.
+ALERT_COLUMNS = (
     "source",
     "node",
     "source_id",
@@ -162,8 +162,8 @@ _BULK_COLUMNS = (
     "raw",
 )
 _SQLITE_BULK_INSERT = (
-    f"INSERT INTO alerts ({', '.join(_BULK_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in _BULK_COLUMNS)}) ON CONFLICT (dedup_key) DO NOTHING"
+    f"INSERT INTO alerts ({', '.join(ALERT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in ALERT_COLUMNS)}) ON CONFLICT (dedup_key) DO NOTHING"
 )
 
 
@@ -201,7 +201,7 @@ def store_alerts_counted(conn: Connection, rows: list[dict[str, Any]]) -> int:
 
 
 def _sqlite_params(rows: Iterable[dict[str, Any]], received: str) -> list[tuple[Any, ...]]:
-    """Rows as parameter tuples in _BULK_COLUMNS order, times as `sqlite_time` writes them."""
+    """Rows as parameter tuples in ALERT_COLUMNS order, times as `sqlite_time` writes them."""
     return [
         (
             row["source"],
