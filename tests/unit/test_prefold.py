@@ -123,6 +123,29 @@ def test_the_helper_folds_exactly_as_folding_alone(tmp_path: Path):
     assert {c[0] for c in results[True]["cases"]} >= {"auth-bruteforce", "file-integrity"}
 
 
+def test_alerts_whose_hints_were_dropped_fold_beside_hinted_ones(tmp_path: Path):
+    """With hints dropped for room, a folding batch mixes hinted alerts and alerts folding
+    reads back from the store; the outcome is still that of folding alone."""
+    data = alert_lines()
+    stored = len(data.splitlines()) - 3
+    alone = follow(tmp_path, "alone", data, helper=False)
+    alone.start()
+    try:
+        wait_folded(alone, stored)
+        expected = outcome(alone)
+    finally:
+        alone.stop()
+    rt = follow(tmp_path, "dropped", data, helper=True)
+    rt.fold_hints.capacity, rt.fold_hints.wait_seconds = 20, 0.0
+    rt.start()
+    try:
+        wait_folded(rt, stored)
+        assert 0 < rt.folder.hinted < stored  # some decided ahead, some not
+        assert outcome(rt) == expected
+    finally:
+        rt.stop()
+
+
 def test_a_killed_helper_loses_nothing(tmp_path: Path, caplog: pytest.LogCaptureFixture):
     first = b"".join(orjson.dumps(sshd_alert(n, minutes=n / 60)) + b"\n" for n in range(200))
     rt = follow(tmp_path, "killed", first, helper=True)

@@ -240,7 +240,11 @@ class Folder:
             found = self.hints.take(key for _, key in keys)
             hinted = {i: found[key] for i, key in keys if key in found}
             rest = [i for i, _ in keys if i not in hinted]
-            rows = conn.exec_driver_sql(_sqlite_alerts_by_id(len(rest)), rest).all() if rest else []
+            rows = (
+                conn.exec_driver_sql(_sqlite_alerts_by_id(len(rest)), tuple(rest)).all()
+                if rest
+                else []
+            )
         elif sqlite:
             # Straight through the driver: the JSON column's result processing, then decoding
             # the document again below, cost more than the query.
