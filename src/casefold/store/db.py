@@ -90,7 +90,8 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
         # No checkpoint inside a commit: copying the WAL into a 300 MB database file stalled the
         # writer for hundreds of milliseconds. The Checkpointer thread does it beside the writer.
         cur.execute("PRAGMA wal_autocheckpoint=0")
-        # When the WAL starts over, a file that a burst grew past this is cut back to it.
+        # When the WAL starts over, a file that a burst grew past this is cut back to it (not by
+        # the writer: it leaves that to the Checkpointer, see Writer._connect).
         cur.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         cur.close()
 
@@ -152,6 +153,8 @@ class Checkpointer:
     (Writer.checkpoint_wal), and the WAL starts over. As that stalls the writer, it is asked at
     most every FINISH_INTERVAL_SECONDS while clients are quiet, or when the WAL reached
     `limit_frames` (256 MiB of 4 KiB pages: under a flood, one stall every several seconds).
+    The writer then writes over the rewound file rather than cut it back; a WAL file larger
+    than `truncate_bytes` is truncated by the next finish while clients are quiet.
     """
 
     def __init__(
@@ -165,6 +168,7 @@ class Checkpointer:
         restart_frames: int = 1000,
         writer_frames: int = 256,
         limit_frames: int = 4 * WAL_SIZE_LIMIT // 4096,
+        truncate_bytes: int = WAL_SIZE_LIMIT,
         statistics_interval: float = 3600.0,
     ) -> None:
         self._engine = engine
@@ -178,6 +182,7 @@ class Checkpointer:
         self._restart_frames = restart_frames
         self._writer_frames = writer_frames
         self._limit_frames = limit_frames
+        self._truncate_bytes = truncate_bytes
         self._finished_at = -FINISH_INTERVAL_SECONDS
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="casefold-checkpoint", daemon=True)
@@ -200,7 +205,7 @@ class Checkpointer:
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
             try:
-                if self._wal.exists() and self._wal.stat().st_size >= self._min_bytes:
+                if self._wal_bytes() >= self._min_bytes:
                     self._catch_up()
             except Exception as exc:  # a busy database is retried next round
                 log.warning("WAL checkpoint failed: %s", exc)
@@ -214,7 +219,7 @@ class Checkpointer:
     def _catch_up(self) -> None:
         frames, copied = self.checkpoint()
         writer = self._writer
-        if writer is None or frames < self._restart_frames:
+        if writer is None:
             return
         # Finishing stalls the writer for the copy and a sync of the database file (tens of
         # milliseconds on a busy disk), so it is rare: at most every FINISH_INTERVAL_SECONDS
@@ -222,6 +227,11 @@ class Checkpointer:
         now = time.monotonic()
         quiet = now - writer.last_foreground >= QUIET_SECONDS
         due = quiet and now - self._finished_at >= FINISH_INTERVAL_SECONDS
+        # A file a flood grew and the writer rewound holds few frames but many bytes: it is cut
+        # back once clients are quiet, whatever its frame count.
+        oversized = self._wal_bytes() > self._truncate_bytes
+        if frames < self._restart_frames and not (due and oversized):
+            return
         if not due and frames < self._limit_frames:
             return
         # Each pass copies what was committed while the one before ran, so a few passes in a
@@ -235,7 +245,15 @@ class Checkpointer:
             return  # still behind (a reader's snapshot, or a flood): the next round goes on
         if self._finishing is None or self._finishing.done():  # one request at a time
             self._finished_at = now
-            self._finishing = writer.checkpoint_wal()
+            # While clients are quiet a WAL file a burst grew past the limit is cut to zero too;
+            # under a flood the rewound file is written over again instead (see Writer._connect).
+            self._finishing = writer.checkpoint_wal(truncate=due and oversized)
+
+    def _wal_bytes(self) -> int:
+        try:
+            return self._wal.stat().st_size
+        except FileNotFoundError:
+            return 0
 
 
 def dialect_insert(conn: Connection, table: Table) -> Insert:

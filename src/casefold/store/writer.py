@@ -87,7 +87,7 @@ class Writer:
         """Run `job` in the writer and wait for its committed result (or its exception)."""
         return self.submit(job, background=background).result(timeout)
 
-    def checkpoint_wal(self) -> Future[tuple[int, int, int] | None]:
+    def checkpoint_wal(self, *, truncate: bool = False) -> Future[tuple[int, int, int] | None]:
         """Finish a SQLite WAL checkpoint from the writer's own connection, between transactions.
 
         The Checkpointer thread copies the WAL into the database beside the writer, but under a
@@ -96,9 +96,11 @@ class Writer:
         30 MB a second at 500 single-alert requests/s, and every page read searched a longer WAL
         index. Here no commit can land meanwhile, so the few frames left are copied and the next
         transaction rewinds the WAL.
+        With `truncate`, the WAL file is also cut to zero bytes, unless a reader still reads from
+        it (then busy is 1 and nothing waits for that reader).
         Returns SQLite's (busy, frames in the WAL, frames copied), or None off SQLite.
         """
-        return self.submit(_WalCheckpoint(), background=True)
+        return self.submit(_WalCheckpoint(truncate), background=True)
 
     @property
     def busy(self) -> bool:
@@ -218,6 +220,11 @@ class Writer:
         conn = self._engine.connect().execution_options(casefold_write=True)
         if conn.dialect.name == "sqlite":
             conn.exec_driver_sql(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}")
+            # The commit that rewinds the WAL would cut the file back to journal_size_limit: a
+            # 70-130 ms ftruncate of a 256 MiB WAL inside some client's acknowledgement. The
+            # writer reuses the file instead; the Checkpointer truncates it while clients are
+            # quiet (checkpoint_wal(truncate=True)).
+            conn.exec_driver_sql("PRAGMA journal_size_limit = -1")
             # 2 is FULL: only then is there an fsync for non-durable jobs to skip.
             self._relaxable = conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2
             conn.commit()  # ends the implicit transaction SQLAlchemy began for the PRAGMAs
@@ -225,14 +232,27 @@ class Writer:
 
 
 class _WalCheckpoint:
-    """PRAGMA wal_checkpoint(PASSIVE) outside any transaction (SQLite refuses one inside)."""
+    """PRAGMA wal_checkpoint outside any transaction (SQLite refuses one inside)."""
+
+    def __init__(self, truncate: bool = False) -> None:
+        self.truncate = truncate
 
     def __call__(self, conn: Connection) -> tuple[int, int, int] | None:
         if conn.dialect.name != "sqlite":
             return None
         dbapi = conn.connection.dbapi_connection
         assert dbapi is not None
-        busy, frames, copied = dbapi.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        if not self.truncate:
+            busy, frames, copied = dbapi.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            return busy, frames, copied
+        # TRUNCATE waits, through the busy handler, for readers still on the WAL; a long read
+        # must not hold the writer, so it gives up at once and the next quiet moment tries again.
+        timeout = dbapi.execute("PRAGMA busy_timeout").fetchone()[0]
+        dbapi.execute("PRAGMA busy_timeout = 0")
+        try:
+            busy, frames, copied = dbapi.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            dbapi.execute(f"PRAGMA busy_timeout = {int(timeout)}")
         return busy, frames, copied
 
 
