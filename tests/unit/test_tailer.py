@@ -410,6 +410,29 @@ def test_downtime_across_rotations_backfills_from_the_archives(runtime, wazuh, m
     )
 
 
+class CrashingWriter(Writer):
+    """Lets `commits` tailer batches through, then crashes on the next: before it reaches the
+    writer, or (`in_transaction`) after its statements ran, as a crash before COMMIT would."""
+
+    def __init__(self, inner: Writer, commits: int = 0, *, in_transaction: bool = False) -> None:
+        self.inner, self.commits, self.in_transaction = inner, commits, in_transaction
+
+    def submit(self, job, *, background=False):  # type: ignore[no-untyped-def]
+        if type(job).__name__ == "_Commit":
+            if self.commits:
+                self.commits -= 1
+            elif not self.in_transaction:
+                raise RuntimeError("crash")
+            else:
+
+                def failing(conn: Any) -> Any:
+                    job(conn)
+                    raise RuntimeError("lost before commit")
+
+                return self.inner.submit(failing, background=background)
+        return self.inner.submit(job, background=background)
+
+
 def test_a_restart_in_the_middle_of_a_backfill_resumes_inside_the_gzip(runtime, wazuh, make_tailer):
     first = make_tailer()
     wazuh.write(lines(range(0, 5)))
@@ -419,20 +442,7 @@ def test_a_restart_in_the_middle_of_a_backfill_resumes_inside_the_gzip(runtime, 
     compress(wazuh.rotate())
     wazuh.write(lines(range(40, 45)))
 
-    class StopAfter(Writer):
-        """Lets `n` tailer commits through, then fails like a crash would."""
-
-        def __init__(self, inner: Writer, n: int) -> None:
-            self.inner, self.n = inner, n
-
-        def submit(self, job, *, background=False):  # type: ignore[no-untyped-def]
-            if type(job).__name__ == "_Commit":
-                if self.n == 0:
-                    raise RuntimeError("crash")
-                self.n -= 1
-            return self.inner.submit(job, background=background)
-
-    crashing = make_tailer(writer=StopAfter(runtime.writer, 2), batch_lines=10)
+    crashing = make_tailer(writer=CrashingWriter(runtime.writer, commits=2), batch_lines=10)
     with pytest.raises(RuntimeError, match="crash"):
         crashing.catch_up()
     crashing.stop()
@@ -512,25 +522,9 @@ def test_a_file_outside_wazuhs_layout_is_followed_too(runtime, tmp_path, caplog)
 # -- one transaction -------------------------------------------------------------------------------
 
 
-class FailAfterJob(Writer):
-    """Runs each job, then fails inside the same transaction, as a crash before COMMIT would."""
-
-    def __init__(self, inner: Writer) -> None:
-        self.inner = inner
-
-    def submit(self, job, *, background=False):  # type: ignore[no-untyped-def]
-        def failing(conn: Any) -> Any:
-            result = job(conn)
-            if type(job).__name__ == "_Commit":
-                raise RuntimeError("lost before commit")
-            return result
-
-        return self.inner.submit(failing, background=background)
-
-
 def test_the_checkpoint_and_its_alerts_commit_together(runtime, wazuh, make_tailer, database_url):
     wazuh.write(lines(range(3)) + b"not json\n")
-    failing = make_tailer(writer=FailAfterJob(runtime.writer))
+    failing = make_tailer(writer=CrashingWriter(runtime.writer, in_transaction=True))
     with pytest.raises(RuntimeError, match="lost before commit"):
         failing.catch_up()
     # The alerts, the reject and the offset were all in the failed transaction.
