@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from casefold.app import create_app
 from casefold.cli import app as cli_app
 from casefold.config import Settings
 from casefold.runtime import Runtime
+from casefold.web import users
 from casefold.web.session import COOKIE
 from casefold.web.signin import SIGN_IN_FAILED
 from casefold.web.throttle import FailureThrottle
@@ -98,6 +101,22 @@ def test_module_stores_only_a_hash(web: Web):
         rows = list_users(conn)
     assert [(r["name"], r["role"], r["disabled"]) for r in rows] == [("ana", "analyst", False)]
     assert "password_hash" not in rows[0]
+
+
+def test_the_dummy_hash_is_made_by_the_login_form_not_at_import(web: Web):
+    """Starting any `casefold` command no longer runs argon2 (64 MiB for a moment); the login
+    form makes the hash an unknown name is checked against, before any sign-in can be posted."""
+    probe = (
+        "import casefold.app, casefold.web.users as u; print(u._dummy_hash.cache_info().currsize)"
+    )
+    fresh = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert fresh.returncode == 0, fresh.stderr
+    assert fresh.stdout.strip() == "0"
+    users._dummy_hash.cache_clear()
+    assert web.client.get("/login").status_code == 200
+    assert users._dummy_hash.cache_info().currsize == 1
+    r = web.sign_in(name="nobody", password=PASSWORD)
+    assert r.status_code == 401 and SIGN_IN_FAILED in r.text
 
 
 # -- signing in --------------------------------------------------------------------------------

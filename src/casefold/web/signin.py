@@ -14,7 +14,7 @@ from casefold.web.deps import client_ip, csrf_failed, csrf_form, is_secure, read
 from casefold.web.render import PageError, page, redirect
 from casefold.web.session import COOKIE, LOGIN_CSRF_COOKIE
 from casefold.web.throttle import FailureThrottle
-from casefold.web.users import record_login, verify_password
+from casefold.web.users import prepare_sign_in, record_login, verify_password
 
 SIGN_IN_FAILED = "Sign-in failed: check the name and password, or the token."
 
@@ -41,6 +41,8 @@ def _login_page(request: Request, status: int = 200, error: str = "", name: str 
 @router.get("/login")
 async def login_form(request: Request) -> Response:
     # Shown even when signed in: signing in again (as someone else) replaces the session.
+    # A sign-in needs this form's CSRF cookie, so the dummy hash is ready before the first one.
+    await run_in_threadpool(prepare_sign_in)
     return _login_page(request)
 
 

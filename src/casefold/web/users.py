@@ -6,6 +6,7 @@ outside the store's single writer thread, and hand the writer only quick stateme
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -22,8 +23,20 @@ MIN_PASSWORD = 12
 MAX_PASSWORD = 1024  # argon2 takes any length; a cap keeps a huge form field from costing much
 
 _hasher = PasswordHasher()  # argon2id with the library's (RFC 9106 low-memory) parameters
-# Verified against when the name is unknown, so that answer takes as long as a wrong password.
-_DUMMY_HASH = _hasher.hash("casefold-no-such-user")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the name is unknown, so that answer takes as long as a wrong
+    password. Made when first needed rather than at import: one hash holds 64 MiB for a moment,
+    which every `casefold` command paid at start."""
+    return _hasher.hash("casefold-no-such-user")
+
+
+def prepare_sign_in() -> None:
+    """Make the dummy hash before the first sign-in, so that the first unknown name does not
+    take longer than a wrong password (the login form calls this; it is slow once)."""
+    _dummy_hash()
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +94,7 @@ def verify_password(conn: Connection, name: str, password: str) -> User | None:
             users.c.name == name
         )
     ).first()
-    stored = row.password_hash if row is not None else _DUMMY_HASH
+    stored = row.password_hash if row is not None else _dummy_hash()
     try:
         ok = _hasher.verify(stored, password[:MAX_PASSWORD])
     except (VerificationError, InvalidHashError):
