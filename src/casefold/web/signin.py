@@ -41,7 +41,8 @@ def _login_page(request: Request, status: int = 200, error: str = "", name: str 
 @router.get("/login")
 async def login_form(request: Request) -> Response:
     # Shown even when signed in: signing in again (as someone else) replaces the session.
-    # A sign-in needs this form's CSRF cookie, so the dummy hash is ready before the first one.
+    # A sign-in needs this form's CSRF cookie, so the dummy hash is ready before the first one
+    # (but for a form shown before a restart: that one check of an unknown name is slower).
     await run_in_threadpool(prepare_sign_in)
     return _login_page(request)
 
