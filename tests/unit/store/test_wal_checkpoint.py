@@ -47,6 +47,18 @@ def _wal_bytes(db: Path) -> int:
     return wal.stat().st_size if wal.exists() else 0
 
 
+def _rows(db: Path) -> int:
+    with sqlite3.connect(db) as other:
+        return other.execute("SELECT count(*) FROM t").fetchone()[0]
+
+
+def _finish_then_rewind(writer: Writer) -> None:
+    """The writer copies every frame left, and its next commit starts the WAL over."""
+    busy, frames, copied = writer.checkpoint_wal().result(timeout=10)
+    assert busy == 0 and copied == frames  # every frame is in the database now
+    writer.run(_insert)
+
+
 def _copy_all_but_the_last_commit(writer: Writer, db: Path) -> int:
     """A background pass that misses the last commit, as under load one always lands while the
     pass runs (here a reader's snapshot holds it back); returns the frames in the WAL."""
@@ -74,12 +86,9 @@ def test_the_writer_copies_the_last_frames_and_the_next_commit_rewinds_the_wal(t
         for _ in range(200):
             writer.run(_insert)
         _copy_all_but_the_last_commit(writer, db)
-        busy, frames, copied = writer.checkpoint_wal().result(timeout=10)
-        assert busy == 0 and copied == frames  # every frame is in the database now
-        writer.run(_insert)
+        _finish_then_rewind(writer)
         assert _wal_frames(db) < 10  # the WAL started over with this transaction
-        with sqlite3.connect(db) as other:
-            assert other.execute("SELECT count(*) FROM t").fetchone()[0] == 404
+        assert _rows(db) == 404
     finally:
         writer.stop()
 
@@ -126,17 +135,14 @@ def test_the_commit_that_rewinds_the_wal_writes_over_the_file_instead_of_cutting
             writer.run(_insert)
         grown = _wal_bytes(db)
         assert grown > 1024 * 1024
-        busy, frames, copied = writer.checkpoint_wal().result(timeout=10)
-        assert busy == 0 and copied == frames
-        writer.run(_insert)
+        _finish_then_rewind(writer)
         assert _wal_frames(db) < 10  # rewound...
         assert _wal_bytes(db) == grown  # ...and written over, not cut back to 64 KiB
 
         busy, _frames, _copied = writer.checkpoint_wal(truncate=True).result(timeout=10)
         assert busy == 0 and _wal_bytes(db) == 0
         writer.run(_insert)
-        with sqlite3.connect(db) as other:
-            assert other.execute("SELECT count(*) FROM t").fetchone()[0] == 302
+        assert _rows(db) == 302
     finally:
         writer.stop()
 
@@ -169,8 +175,7 @@ def test_the_checkpointer_cuts_a_wal_a_flood_grew_once_clients_are_quiet(tmp_pat
     try:
         for _ in range(300):  # a burst: about 1.2 MB of WAL, rewound by the writer
             writer.run(_insert)
-        writer.checkpoint_wal().result(timeout=10)
-        writer.run(_insert)
+        _finish_then_rewind(writer)
         assert _wal_frames(db) < 10 and _wal_bytes(db) > 1024 * 1024
         checkpointer.start()
         deadline = time.monotonic() + 10
