@@ -6,6 +6,9 @@ from pathlib import Path
 
 from support.alerts import fim_alert, sample, sshd_alert
 
+from casefold.sources.observables import MAX_VALUE_LEN
+from casefold.store.tables import case_observables
+
 URL = "/api/v1/alerts/wazuh"
 
 
@@ -157,3 +160,36 @@ def test_fim_alerts_group_per_agent_and_rule(api):
         ("010/554", 3),
         ("011/554", 2),
     ]
+
+
+def test_what_an_alert_says_never_stops_it_folding(tmp_path, api_factory):
+    """Groups and MITRE ids a case cannot hold as tags, a key past the store's length and an
+    observable too long to keep are left out or shortened; the alerts still fold."""
+    rules = tmp_path / "rules.yml"
+    rules.write_text(
+        "rules:\n  - name: by-source\n    key: [data.srcip]\n    tags: [sshd]\n"
+        "    tag_groups: true\n"
+    )
+    api = api_factory(folding_rules=rules)
+    alerts = []
+    for n, end in enumerate("ab"):
+        alert = sshd_alert(n, srcip="x" * 1000 + end)
+        alert["rule"]["groups"] += ["g" * 201, "   ", "authentication_failed"]
+        alert["rule"]["mitre"]["id"] = ["T" * 300, "T1110"]
+        alert["data"]["srcuser"] = "u" * 3000
+        alerts.append(alert)
+    assert api.post(URL, json=alerts).status_code == 202
+    api.fold()
+    assert api.get("/api/v1/alerts", params={"state": "pending"}).json()["items"] == []
+    found = cases(api)
+    keys = [c["fold"]["key"] for c in found]
+    assert len(found) == 2 and len(set(keys)) == 2  # ends that differ still make two cases
+    assert all(len(k) == 600 and k.startswith("x" * 500) for k in keys)
+    for case in found:
+        assert case["alert_count"] == 1
+        assert set(case["tags"]) == {"sshd", "authentication_failed", "T1110"} | set(
+            sshd_alert(0)["rule"]["groups"]
+        )
+        detail = api.get(f"/api/v1/cases/{case['ref']}").json()
+        assert all(len(o["value"]) <= MAX_VALUE_LEN for o in detail["observables"])
+    assert MAX_VALUE_LEN == case_observables.c.value.type.length

@@ -24,7 +24,7 @@ from casefold.errors import ConflictError, InvalidInputError, NotFoundError
 from casefold.store.db import dialect_insert
 from casefold.store.tables import case_comments, case_tags, cases
 
-MAX_TAG_LEN = 200
+MAX_TAG_LEN = case_tags.c.tag.type.length
 MAX_COMMENT_LEN = 25_000
 PATCHABLE = (
     "summary",
@@ -167,7 +167,7 @@ def open_fold_cases(
         case_id = opened.get((spec["fold_rule"], spec["fold_key"]))
         if case_id is None:
             continue
-        tags = clean_tags(spec["tags"])
+        tags = usable_tags(spec["tags"])
         tag_rows += [{"case_id": case_id, "tag": t} for t in tags]
         new = {
             k: row[k]
@@ -299,12 +299,22 @@ def validate_fields(values: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _is_tag(tag: Any) -> bool:
+    return isinstance(tag, str) and bool(tag.strip()) and len(tag) <= MAX_TAG_LEN
+
+
+def usable_tags(tags: Iterable[Any]) -> list[str]:
+    """The tags a case can hold, once each, from text an alert brought (its rule groups, MITRE
+    ids); the others are left out rather than refused, as an alert must fold whatever it says."""
+    return list(dict.fromkeys(tag.strip() for tag in tags if _is_tag(tag)))
+
+
 def clean_tags(tags: Any) -> list[str]:
     if isinstance(tags, str) or not isinstance(tags, Iterable):
         raise InvalidInputError("tags must be a list of strings", field="tags")
     seen: dict[str, None] = {}
     for i, tag in enumerate(tags):
-        if not isinstance(tag, str) or not tag.strip() or len(tag) > MAX_TAG_LEN:
+        if not _is_tag(tag):
             raise InvalidInputError(
                 f"tags[{i}] must be a non-empty string of at most {MAX_TAG_LEN} characters",
                 field=f"tags[{i}]",

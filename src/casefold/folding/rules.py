@@ -9,6 +9,7 @@ source address.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -20,6 +21,12 @@ import yaml
 
 from casefold.errors import ConfigError
 from casefold.sources.model import NormalizedAlert
+from casefold.store.tables import case_tags, cases
+
+# What the store holds of a fold key and a tag. A longer key would fail every fold of its alert
+# (PostgreSQL refuses it), so keys are bounded here; rule tags past it are refused at load.
+MAX_KEY_LEN: int = cases.c.fold_key.type.length
+MAX_TAG_LEN: int = case_tags.c.tag.type.length
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -60,13 +67,22 @@ class FoldRule:
             if value is None:
                 return None
             parts.append(value)
-        return "/".join(parts)
+        return _bounded_key("/".join(parts))
 
 
 @dataclass(frozen=True)
 class FoldDecision:
     rule: FoldRule
     key: str
+
+
+def _bounded_key(key: str) -> str:
+    """The key, or past MAX_KEY_LEN its start a person can read and a digest of all of it, so
+    two long keys that differ only at their ends still make two cases."""
+    if len(key) <= MAX_KEY_LEN:
+        return key
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{key[: MAX_KEY_LEN - len(digest) - 1]}~{digest}"
 
 
 def _ordinal(n: int) -> str:
@@ -180,8 +196,12 @@ def parse_rules(data: Any, origin: str) -> list[FoldRule]:
         if max_alerts < 1:
             raise ConfigError(f"{where}.max_alerts", "must be at least 1")
         tags = item.get("tags") or []
-        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-            raise ConfigError(f"{where}.tags", "must be a list of strings")
+        if not isinstance(tags, list) or not all(
+            isinstance(t, str) and t.strip() and len(t) <= MAX_TAG_LEN for t in tags
+        ):
+            raise ConfigError(
+                f"{where}.tags", f"must be a list of non-empty strings of at most {MAX_TAG_LEN}"
+            )
         tag_groups = item.get("tag_groups", False)
         if not isinstance(tag_groups, bool):
             raise ConfigError(f"{where}.tag_groups", "must be true or false")

@@ -200,6 +200,12 @@ def normalize_url(value: Any) -> str | None:
     return text if host else None
 
 
+# What a case keeps of an observable's value (case_observables.value). A longer one (a user name or
+# URL some log line made up) is no lookup anyone can use, and PostgreSQL would refuse it, failing
+# every fold of its alert.
+MAX_VALUE_LEN = 2048
+
+
 class ObservableSet:
     """Ordered set of observables keyed by (type, value); the first field that reported a value
     wins, so the most specific field should be added first.
@@ -222,7 +228,7 @@ class ObservableSet:
         public: bool | None = None,
     ) -> bool:
         """Add one observable; returns False when it was a duplicate or filtered out."""
-        if not value:
+        if not value or len(value) > MAX_VALUE_LEN:
             return False
         if type_ == "hash" and value in EMPTY_FILE_HASHES:
             return False

@@ -8,8 +8,16 @@ import pytest
 from support.alerts import fim_alert, sample, sshd_alert
 
 from casefold.errors import ConfigError
-from casefold.folding.rules import choose, load_rules, lookup, parse_duration, parse_rules
+from casefold.folding.rules import (
+    MAX_KEY_LEN,
+    choose,
+    load_rules,
+    lookup,
+    parse_duration,
+    parse_rules,
+)
 from casefold.sources.wazuh import parse_wazuh_alert
+from casefold.store.tables import cases
 
 
 def decide(rules, raw):
@@ -102,3 +110,22 @@ def test_rules_file_errors(tmp_path):
         load_rules(bad)
     with pytest.raises(ConfigError, match="cannot read"):
         load_rules(tmp_path / "missing.yml")
+
+
+def test_a_key_past_the_stores_length_keeps_its_start_and_a_digest_of_the_rest():
+    rules = parse_rules({"rules": [{"name": "by-ip", "key": ["data.srcip"]}]}, "t")
+    first = decide(rules, sshd_alert(1, srcip="a" * 700 + "1"))
+    second = decide(rules, sshd_alert(2, srcip="a" * 700 + "2"))
+    assert first is not None and second is not None
+    assert first[1] != second[1] and len(first[1]) == len(second[1]) == MAX_KEY_LEN
+    assert first[1].startswith("a" * 500)
+    assert decide(rules, sshd_alert(3, srcip="a" * 700 + "1")) == first  # the same key again
+    assert MAX_KEY_LEN == cases.c.fold_key.type.length
+    short = "b" * MAX_KEY_LEN
+    assert decide(rules, sshd_alert(4, srcip=short)) == ("by-ip", short)
+
+
+@pytest.mark.parametrize("tag", ["", "  ", "t" * 201, 7])
+def test_a_rule_tag_a_case_cannot_hold_is_refused_at_load(tag):
+    with pytest.raises(ConfigError, match=r"rules\[0\]\.tags"):
+        parse_rules({"rules": [{"name": "a", "key": "x", "tags": ["ok", tag]}]}, "t")
